@@ -1,0 +1,1 @@
+//! kiln integration tests (one binary).
