@@ -123,7 +123,7 @@ pub fn from_dir(
         .history(vec![
             HistoryBuilder::default()
                 .created(created)
-                .created_by(format!("kiln image from-dir {}", name))
+                .created_by("kiln image from-dir")
                 .build()
                 .map_err(invalid)?,
         ])

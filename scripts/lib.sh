@@ -1,0 +1,39 @@
+# Shared by the scripts: find cargo, install the Debian packages kiln's tests and demo need.
+# shellcheck shell=bash
+
+# cargo may live in root's or the sudo caller's ~/.cargo/bin.
+for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin"}; do
+  [ -x "$d/cargo" ] && PATH="$d:$PATH"
+done
+export PATH
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "$0: run as root (sudo $0): containers, cgroups and the peers' tests need it" >&2
+    exit 1
+  fi
+}
+
+# Installs missing Debian packages (idempotent; apt-get update only when something is missing).
+install_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+need_cargo() {
+  command -v cargo >/dev/null || {
+    echo "$0: cargo not found: install Rust (rustup) first; kiln needs Rust 1.88 or newer" >&2
+    exit 1
+  }
+}
+
+# What the demo needs, and what the test suite needs on top.
+DEMO_PACKAGES=(busybox-static ca-certificates)
+TEST_PACKAGES=(busybox-static skopeo umoci podman runc crun uidmap python3 tar gzip)

@@ -1,0 +1,141 @@
+//! Shared helpers: the kiln binary, per-test temp dirs, fixtures, skips.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (fixtures live under it).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// True when the suite runs in CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Returns false (and says why) when the test cannot run here; in CI it panics instead.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(!in_ci(), "{test}: needs root, and CI=true forbids skipping");
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+/// Returns false (and says why) when `tool` is not installed; in CI it panics.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    assert!(!in_ci(), "{test}: needs {tool}, and CI=true forbids skipping");
+    eprintln!("skipping {test}: {tool} is not installed");
+    false
+}
+
+/// A per-test scratch area with its own store; removed on drop.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self { tmp: tempfile::Builder::new().prefix("kiln-test-").tempdir().unwrap() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// `kiln --store <this env's store> ARGS…`
+    pub fn kiln(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--store").arg(self.store()).args(args);
+        c.env_remove("KILN_STORE");
+        c
+    }
+
+    /// Runs kiln and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kiln(args).output().unwrap();
+        assert!(out.status.success(), "kiln {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kiln and asserts it fails with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.kiln(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "kiln {args:?}: stdout {} stderr {err}", String::from_utf8_lossy(&out.stdout));
+        err
+    }
+
+    /// A busybox rootfs directory (from the host's busybox-static).
+    pub fn busybox_rootfs(&self) -> PathBuf {
+        let dir = self.path("rootfs");
+        if !dir.exists() {
+            run(Command::new(repo().join("rootfs-fixtures/busybox.sh")).arg(&dir));
+        }
+        dir
+    }
+
+    /// Imports a busybox image named `name` into this env's store.
+    pub fn busybox_image(&self, name: &str) {
+        let rootfs = self.busybox_rootfs();
+        self.ok(&["image", "from-dir", rootfs.to_str().unwrap(), "--name", name, "--cmd", "/bin/sh"]);
+    }
+
+    /// Every file under the store, with its content digest, for before/after checks.
+    pub fn store_snapshot(&self) -> Vec<(String, String)> {
+        snapshot(&self.store())
+    }
+}
+
+/// Runs a command, asserting success; returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Paths (relative) and what they are/hold, sorted; lock files excluded.
+pub fn snapshot(root: &Path) -> Vec<(String, String)> {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.ends_with(".lock") || rel == "lock" {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let what = if meta.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o}", meta.permissions().mode() & 0o7777)
+            } else if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else if meta.is_file() {
+                format!("file {:o} {}", meta.permissions().mode() & 0o7777, hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())))
+            } else {
+                "special".to_string()
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
