@@ -35,5 +35,5 @@ need_cargo() {
 }
 
 # What the demo needs, and what the test suite needs on top.
-DEMO_PACKAGES=(busybox-static ca-certificates)
-TEST_PACKAGES=(busybox-static skopeo umoci podman runc crun uidmap python3 tar gzip)
+DEMO_PACKAGES=(libseccomp-dev pkg-config busybox-static ca-certificates)
+TEST_PACKAGES=(libseccomp-dev pkg-config busybox-static skopeo umoci podman runc crun uidmap python3 tar gzip)

@@ -8,4 +8,5 @@ pub mod cli;
 pub mod cmd;
 pub mod image;
 pub mod inroot;
+pub mod runtime;
 pub mod units;

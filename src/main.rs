@@ -8,7 +8,8 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kiln: {e:#}");
-            kiln::cmd::EXIT_FAILURE
+            e.downcast_ref::<kiln::runtime::Error>()
+                .map_or(kiln::cmd::EXIT_FAILURE, |r| r.exit_code())
         }
     };
     std::process::exit(code);

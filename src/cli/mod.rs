@@ -4,6 +4,8 @@
 pub mod image;
 pub mod man;
 pub mod pending;
+pub mod run;
+pub mod runtime;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ pub enum Command {
     /// Build app source into an image with buildpacks
     Build(pending::Pending),
     /// Run an image (`kiln run app.img`) or an OCI bundle (`kiln run --bundle B ID`)
-    Run(pending::Pending),
+    Run(run::RunArgs),
     /// Supervise the image's Procfile process types in the foreground
     Up(pending::Pending),
     /// Change the number of instances of a running formation's process types
@@ -63,33 +65,34 @@ pub enum Command {
     /// Follow the logs of a running formation
     Logs(pending::Pending),
     /// OCI: create a container from a bundle, without starting its process
-    Create(pending::Pending),
+    Create(runtime::CreateArgs),
     /// OCI: start the process of a created container
-    Start(pending::Pending),
+    Start(runtime::IdArgs),
     /// OCI: print the state of a container as JSON
-    State(pending::Pending),
+    State(runtime::IdArgs),
     /// OCI: send a signal to a container's process
-    Kill(pending::Pending),
+    Kill(runtime::KillArgs),
     /// OCI: delete a container and what it holds
-    Delete(pending::Pending),
+    Delete(runtime::DeleteArgs),
     /// OCI: run a new process in a running container
-    Exec(pending::Pending),
+    Exec(runtime::ExecArgs),
     /// OCI: list the processes in a container
-    Ps(pending::Pending),
+    Ps(runtime::PsArgs),
     /// OCI: list containers
-    List(pending::Pending),
+    #[command(visible_alias = "ls")]
+    List(runtime::ListArgs),
     /// OCI: freeze all processes of a container
-    Pause(pending::Pending),
+    Pause(runtime::IdArgs),
     /// OCI: thaw a paused container
-    Resume(pending::Pending),
+    Resume(runtime::IdArgs),
     /// OCI: change the resource limits of a running container
-    Update(pending::Pending),
+    Update(runtime::UpdateArgs),
     /// OCI: write a default config.json for a bundle
-    Spec(pending::Pending),
+    Spec(runtime::SpecArgs),
     /// OCI: describe what this runtime supports, as JSON
-    Features(pending::Pending),
+    Features,
     /// OCI: print container events and resource statistics
-    Events(pending::Pending),
+    Events(runtime::EventsArgs),
     /// Print a shell completion script
     Completion(CompletionArgs),
 }

@@ -1,7 +1,13 @@
 //! Verb handlers: turn parsed arguments into calls on the library and print
 //! results. Errors come back to `main`, which reports them once.
 
+#[cfg(feature = "engine")]
+mod features;
 mod image;
+#[cfg(feature = "engine")]
+mod resources;
+#[cfg(feature = "engine")]
+mod runtime;
 
 use crate::cli::{Cli, Command, Global};
 use anyhow::{Result, bail};
@@ -21,6 +27,22 @@ pub fn run(cli: Cli) -> Result<i32> {
             clap_complete::generate(args.shell, &mut cmd, "kiln", &mut std::io::stdout());
             Ok(0)
         }
+        #[cfg(feature = "engine")]
+        cmd @ (Command::Create(_)
+        | Command::Start(_)
+        | Command::State(_)
+        | Command::Kill(_)
+        | Command::Delete(_)
+        | Command::Run(_)
+        | Command::Exec(_)
+        | Command::Ps(_)
+        | Command::List(_)
+        | Command::Pause(_)
+        | Command::Resume(_)
+        | Command::Update(_)
+        | Command::Spec(_)
+        | Command::Features
+        | Command::Events(_)) => engine(g, cmd),
         other => {
             let verb = format!("{other:?}");
             let verb = verb.split('(').next().unwrap_or("").to_ascii_lowercase();
@@ -37,4 +59,46 @@ pub fn store_root(g: &Global) -> PathBuf {
     g.store
         .clone()
         .unwrap_or_else(crate::image::Store::default_root)
+}
+
+/// The runtime verbs.
+#[cfg(feature = "engine")]
+fn engine(g: &Global, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Create(a) => Ok(runtime::create_cmd(g, a)?),
+        Command::Start(a) => {
+            crate::runtime::start::start(&runtime::state_root(g), &a.id)?;
+            Ok(0)
+        }
+        Command::State(a) => runtime::state(g, &a.id),
+        Command::Kill(a) => {
+            let sig = crate::runtime::kill::parse_signal(&a.signal)?;
+            crate::runtime::kill::kill(&runtime::state_root(g), &a.id, sig, a.all)?;
+            Ok(0)
+        }
+        Command::Delete(a) => {
+            crate::runtime::delete::delete(&runtime::state_root(g), &a.id, a.force)?;
+            Ok(0)
+        }
+        Command::Run(a) => match a.bundle.clone() {
+            Some(b) => Ok(runtime::run_bundle(g, a, b)?),
+            None => bail!("kiln run IMAGE: not implemented yet; use kiln run --bundle DIR ID"),
+        },
+        Command::Exec(a) => Ok(runtime::exec_cmd(g, a)?),
+        Command::Ps(a) => runtime::ps(g, a),
+        Command::List(a) => runtime::list(g, a),
+        Command::Pause(a) => {
+            crate::runtime::pause::pause(&runtime::state_root(g), &a.id)?;
+            Ok(0)
+        }
+        Command::Resume(a) => {
+            crate::runtime::pause::resume(&runtime::state_root(g), &a.id)?;
+            Ok(0)
+        }
+        Command::Update(a) => runtime::update(g, a),
+        Command::Spec(a) => runtime::spec(a),
+        Command::Features => features::print(),
+        Command::Events(a) => runtime::events(g, a),
+        _ => unreachable!("only runtime verbs are routed here"),
+    }
 }

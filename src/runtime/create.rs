@@ -1,0 +1,167 @@
+//! `kiln create`: everything but running the user process — state dir, cgroup,
+//! namespaces, root filesystem, hooks — leaving init waiting on the exec fifo.
+
+use super::cgroups::Cgroup;
+use super::container::{CONFIG_FILE, Container, EXEC_FIFO, now_rfc3339, validate_id};
+use super::process::{self, Launch, Mode};
+use super::state::{Record, Status, process_start};
+use super::{Context, Error, Result, hooks, spec};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The flags of `create` (and of `run`, which adds starting and waiting).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub systemd_cgroup: bool,
+    pub kiln_init: bool,
+}
+
+/// Creates the container; in `Mode::Run` its process is already running on return.
+pub fn create(
+    root: &Path,
+    o: &CreateOpts,
+    mode: Mode,
+    console_fd: Option<std::os::fd::OwnedFd>,
+) -> Result<Container> {
+    validate_id(&o.id)?;
+    let bundle = fs::canonicalize(&o.bundle).ctx("open bundle", &o.bundle)?;
+    let spec = spec::load_bundle(&bundle)?;
+    let rootfs = spec::rootfs_path(&spec, &bundle);
+    fs::create_dir_all(root).ctx("create state root", root)?;
+    let dir = Container::dir_for(root, &o.id);
+    match fs::create_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::container(&o.id, "already exists"));
+        }
+        other => other.ctx("create", &dir)?,
+    }
+    let mut c = Container {
+        dir: dir.clone(),
+        record: Record {
+            oci_version: spec.version().clone(),
+            id: o.id.clone(),
+            pid: 0,
+            pid_start: 0,
+            status: Status::Creating,
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            created: now_rfc3339(),
+            owner: owner(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroup: None,
+            kiln_init: o.kiln_init,
+        },
+    };
+    let result = create_in(&mut c, &spec, o, mode, console_fd);
+    if result.is_err() {
+        if let Some(cg) = c.cgroup() {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.destroy();
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+    result.map(|()| c)
+}
+
+fn create_in(
+    c: &mut Container,
+    spec: &oci_spec::runtime::Spec,
+    o: &CreateOpts,
+    mode: Mode,
+    console_fd: Option<std::os::fd::OwnedFd>,
+) -> Result<()> {
+    let _lock = c.lock()?;
+    spec.save(c.dir.join(CONFIG_FILE))
+        .map_err(|e| Error::container(c.id(), format!("save config: {e}")))?;
+    c.save()?;
+    let fifo = c.dir.join(EXEC_FIFO);
+    if mode == Mode::Create {
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .ctx("create", &fifo)?;
+    }
+    let cgroup = make_cgroup(c.id(), spec, o.systemd_cgroup)?;
+    c.record.cgroup = cgroup.as_ref().map(|cg| cg.paths().clone());
+    c.save()?;
+    let launch = Launch {
+        id: o.id.clone(),
+        spec: spec.clone(),
+        bundle: c.record.bundle.clone(),
+        rootfs: c.record.rootfs.clone(),
+        fifo: (mode == Mode::Create).then_some(fifo),
+        mode,
+        console_socket: o.console_socket.clone(),
+        console_fd,
+        no_pivot: o.no_pivot,
+        preserve_fds: o.preserve_fds,
+        kiln_init: o.kiln_init,
+    };
+    let record = c.record.clone();
+    let pid = process::spawn(&launch, cgroup.as_ref(), |pid| {
+        let mut state = Container {
+            dir: c.dir.clone(),
+            record: record.clone(),
+        }
+        .oci_state();
+        state["pid"] = pid.as_raw().into();
+        state["status"] = "creating".into();
+        let h = spec.hooks().clone().unwrap_or_default();
+        #[allow(deprecated)]
+        hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &state)?;
+        hooks::run(
+            "createRuntime",
+            h.create_runtime().as_deref().unwrap_or(&[]),
+            &state,
+        )
+    })?;
+    c.record.pid = pid.as_raw();
+    c.record.pid_start = process_start(pid.as_raw()).unwrap_or(0);
+    c.record.status = if mode == Mode::Create {
+        Status::Created
+    } else {
+        Status::Running
+    };
+    c.save()?;
+    if let Some(p) = &o.pid_file {
+        write_pid_file(p, pid.as_raw())?;
+    }
+    Ok(())
+}
+
+/// The container's cgroup; a rootless kiln without a delegated cgroup runs without one.
+fn make_cgroup(id: &str, spec: &oci_spec::runtime::Spec, systemd: bool) -> Result<Option<Cgroup>> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    match Cgroup::create(id, path.as_deref(), linux.resources().as_ref(), systemd) {
+        Ok(cg) => Ok(Some(cg)),
+        Err(e) if !nix::unistd::geteuid().is_root() && linux.resources().is_none() => {
+            eprintln!("kiln: warning: running without a cgroup: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the pid file atomically (containerd and podman read it).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("kiln-tmp");
+    fs::write(&tmp, pid.to_string()).ctx("write", &tmp)?;
+    fs::rename(&tmp, path).ctx("rename", path)
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,64 @@
+//! `kiln delete`: removes a stopped container (with `--force`, any), its
+//! cgroup and state, and runs the poststop hooks.
+
+use super::container::Container;
+use super::kill::wait_gone;
+use super::{Context, Error, Result, hooks};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::Duration;
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let c = match Container::load(root, id) {
+        Ok(c) => c,
+        Err(Error::NotFound(_)) => {
+            // A create that died before writing state leaves only a directory.
+            let dir = Container::dir_for(root, id);
+            let existed = dir.exists();
+            let _ = std::fs::remove_dir_all(&dir);
+            return if force || existed {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.to_string()))
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    let _lock = c.lock()?;
+    let status = c.status();
+    if !status.can_delete() && !force {
+        return Err(Error::container(
+            id,
+            format!("cannot delete a {status} container (stop it first, or use --force)"),
+        ));
+    }
+    if c.init_alive() {
+        match c.cgroup() {
+            Some(cg) => {
+                cg.kill_all(libc::SIGKILL)?;
+                let _ = cg.thaw();
+            }
+            None => kill(Pid::from_raw(c.record.pid), Signal::SIGKILL)
+                .sys(|| format!("kill container {id}"))?,
+        }
+        if !wait_gone(&c, Duration::from_secs(10)) {
+            return Err(Error::container(id, "init did not die after SIGKILL"));
+        }
+    }
+    if let Some(cg) = c.cgroup() {
+        cg.destroy()?;
+    }
+    let config = c.config().ok();
+    let mut state = c.oci_state();
+    state["status"] = "stopped".into();
+    std::fs::remove_dir_all(&c.dir).ctx("remove", &c.dir)?;
+    let poststop = config
+        .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
+        .unwrap_or_default();
+    // Poststop failures are warnings: the container is gone either way (runtime-spec).
+    if let Err(e) = hooks::run("poststop", &poststop, &state) {
+        eprintln!("kiln: warning: {e}");
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! `kiln exec`: a new process in a running container, in all its namespaces
+//! and its cgroup, with its capabilities, seccomp filter and no_new_privs.
+
+use super::container::Container;
+use super::create::write_pid_file;
+use super::process::{self, Launch, Mode};
+use super::state::Status;
+use super::{Error, Result};
+use nix::sys::signal::{SigSet, Signal};
+use oci_spec::runtime::Process;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// What to run and how (runc's exec flags).
+#[derive(Debug, Default, Clone)]
+pub struct ExecOpts {
+    pub id: String,
+    /// A runtime-spec process JSON (`--process`), replacing the fields below.
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<(u32, u32)>,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+}
+
+/// Runs the process; returns its exit status (0 when detached).
+pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i32> {
+    let c = Container::load(root, &o.id)?;
+    let status = c.require("exec in", Status::can_exec)?;
+    if status != Status::Running {
+        return Err(Error::container(
+            &o.id,
+            format!("cannot exec in a {status} container"),
+        ));
+    }
+    let mut spec = c.config()?;
+    spec.set_process(Some(build_process(&spec, o)?));
+    let launch = Launch {
+        id: o.id.clone(),
+        spec,
+        bundle: c.record.bundle.clone(),
+        rootfs: c.record.rootfs.clone(),
+        fifo: None,
+        mode: Mode::Exec { pid: c.record.pid },
+        console_socket: o.console_socket.clone(),
+        console_fd,
+        no_pivot: false,
+        preserve_fds: o.preserve_fds,
+        kiln_init: false,
+    };
+    let cgroup = c.cgroup();
+    let pid = process::spawn(&launch, cgroup.as_ref(), |_| Ok(()))?;
+    if let Some(p) = &o.pid_file {
+        write_pid_file(p, pid.as_raw())?;
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    let waiter = Container {
+        dir: c.dir.clone(),
+        record: super::state::Record {
+            pid: pid.as_raw(),
+            ..c.record.clone()
+        },
+    };
+    super::run::wait_forwarding(&waiter, &mask)
+}
+
+/// The exec'd process: `--process` JSON, or the container's own process with
+/// args, env, cwd, user, terminal and capabilities overridden by flags.
+fn build_process(spec: &oci_spec::runtime::Spec, o: &ExecOpts) -> Result<Process> {
+    if let Some(file) = &o.process_file {
+        let data =
+            std::fs::read(file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+        return serde_json::from_slice(&data)
+            .map_err(|e| Error::Config(format!("{}: {e}", file.display())));
+    }
+    if o.args.is_empty() {
+        return Err(Error::Config("exec needs a command".into()));
+    }
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(o.args.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &o.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some((uid, gid)) = o.user {
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        u.set_gid(gid);
+        p.set_user(u);
+    }
+    if !o.additional_gids.is_empty() {
+        let mut u = p.user().clone();
+        u.set_additional_gids(Some(o.additional_gids.clone()));
+        p.set_user(u);
+    }
+    p.set_terminal(Some(o.tty));
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &o.caps {
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| Error::Config(format!("unknown capability {name}")))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}

@@ -1,0 +1,62 @@
+//! OCI hooks: each runs with the container's state JSON on stdin, its own
+//! args and env, and a timeout; a failing hook fails the lifecycle step.
+
+use super::{Error, Result};
+use oci_spec::runtime::Hook;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `hooks` in order for lifecycle stage `stage`.
+pub fn run(stage: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
+    let input = serde_json::to_vec(state).expect("state serializes");
+    for hook in hooks {
+        run_one(stage, hook, &input)?;
+    }
+    Ok(())
+}
+
+fn run_one(stage: &str, hook: &Hook, input: &[u8]) -> Result<()> {
+    let path = hook.path();
+    let fail = |reason: String| Error::Config(format!("{stage} hook {}: {reason}", path.display()));
+    let args = hook.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(path);
+    if let Some((argv0, rest)) = args.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine.
+        let _ = stdin.write_all(input);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(fail(format!("exited with {status}")))
+            };
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!(
+                "timed out after {}s",
+                hook.timeout().unwrap_or(0)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

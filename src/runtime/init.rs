@@ -1,0 +1,359 @@
+//! The container's init: the child's half of starting a container, as a list
+//! of named steps from "joined the namespaces" to "exec'd the process".
+
+use super::namespaces::{self, Plan};
+use super::process::{Launch, Mode};
+use super::sync::{Channel, Msg};
+use super::{Context, Error, Result, console, hooks, rootfs, security};
+use nix::fcntl::OFlag;
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::Mode as FMode;
+use oci_spec::runtime::Spec;
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Runs every step; returns only on failure.
+pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
+    chan.expect(Msg::Go)?;
+    enter_namespaces(plan)?;
+    if matches!(l.mode, Mode::Exec { .. }) {
+        return run_exec(l, plan, chan);
+    }
+    set_hostname(&l.spec)?;
+    let console = match (&l.console_fd, &l.console_socket) {
+        (Some(fd), _) => Some(fd.try_clone().sys(|| "dup console socket".into())?),
+        (None, Some(path)) => Some(console::connect_socket(path)?),
+        (None, None) => None,
+    };
+    let fifo = open_fifo(l)?;
+    let mknod_ok = !plan.new_user()
+        && !plan
+            .join
+            .iter()
+            .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
+    rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
+    run_create_hooks(l, chan)?;
+    rootfs::enter(&l.rootfs, l.no_pivot)?;
+    rootfs::finish(&l.spec)?;
+    set_sysctls(&l.spec)?;
+    let terminal = process(&l.spec).terminal().unwrap_or(false);
+    if terminal {
+        let sock = console
+            .as_ref()
+            .ok_or_else(|| Error::Config("process.terminal needs --console-socket".into()))?;
+        console::setup(Some(sock))?;
+    }
+    drop(console);
+    process_settings(&l.spec)?;
+    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
+    let seccomp = compile_seccomp(&l.spec)?;
+    if !nnp && let Some(f) = &seccomp {
+        // Without no_new_privs, loading needs CAP_SYS_ADMIN, so it happens before dropping it.
+        f.load()?;
+    }
+    drop_privileges(&l.spec, plan)?;
+    change_dir(&l.spec)?;
+    let exe = find_executable(&l.spec)?;
+    close_inherited_fds(l.preserve_fds)?;
+    chan.send(&Msg::Ready)?;
+    if let Some(fifo) = fifo {
+        wait_for_start(&fifo)?;
+    }
+    let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "running", "pid": std::process::id(), "bundle": l.bundle});
+    hooks::run(
+        "startContainer",
+        hooks_of(&l.spec, |h| h.start_container().clone()).as_slice(),
+        &state,
+    )?;
+    if nnp {
+        security::set_no_new_privs()?;
+        if let Some(f) = &seccomp {
+            f.load()?;
+        }
+    }
+    if l.kiln_init {
+        super::reaper::exec(&exe, &l.spec)
+    } else {
+        exec(&exe, &l.spec)
+    }
+}
+
+/// `kiln exec`: already inside the container's namespaces (and, through the
+/// parent, its cgroup); confine the process exactly like the container's own.
+fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
+    if process(&l.spec).terminal().unwrap_or(false) {
+        let sock = match (&l.console_fd, &l.console_socket) {
+            (Some(fd), _) => fd.try_clone().sys(|| "dup console socket".into())?,
+            (None, Some(path)) => console::connect_socket(path)?,
+            (None, None) => return Err(Error::Config("a terminal needs --console-socket".into())),
+        };
+        console::setup(Some(&sock))?;
+    }
+    process_settings(&l.spec)?;
+    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
+    let seccomp = compile_seccomp(&l.spec)?;
+    if !nnp && let Some(f) = &seccomp {
+        f.load()?;
+    }
+    drop_privileges(&l.spec, plan)?;
+    change_dir(&l.spec)?;
+    let exe = find_executable(&l.spec)?;
+    close_inherited_fds(l.preserve_fds)?;
+    chan.send(&Msg::Ready)?;
+    if nnp {
+        security::set_no_new_privs()?;
+        if let Some(f) = &seccomp {
+            f.load()?;
+        }
+    }
+    exec(&exe, &l.spec)
+}
+
+fn process(spec: &Spec) -> oci_spec::runtime::Process {
+    spec.process().clone().unwrap_or_default()
+}
+
+fn hooks_of(
+    spec: &Spec,
+    pick: impl Fn(&oci_spec::runtime::Hooks) -> Option<Vec<oci_spec::runtime::Hook>>,
+) -> Vec<oci_spec::runtime::Hook> {
+    spec.hooks().as_ref().and_then(pick).unwrap_or_default()
+}
+
+/// Joins namespaces by path (user first), becomes root in a new user
+/// namespace, then unshares the remaining new namespaces.
+fn enter_namespaces(plan: &Plan) -> Result<()> {
+    for (f, path) in &plan.join {
+        namespaces::join(*f, path)?;
+    }
+    if plan.new_user()
+        || plan
+            .join
+            .iter()
+            .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+    {
+        let root = nix::unistd::Uid::from_raw(0);
+        let rootg = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(rootg, rootg, rootg)
+            .sys(|| "become gid 0 in the user namespace".into())?;
+        nix::unistd::setresuid(root, root, root)
+            .sys(|| "become uid 0 in the user namespace".into())?;
+    }
+    if !plan.unshare.is_empty() {
+        unshare(plan.unshare).sys(|| format!("unshare {:?}", plan.unshare))?;
+    }
+    Ok(())
+}
+
+fn set_hostname(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).sys(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        let c =
+            CString::new(d.as_str()).map_err(|_| Error::Config("domainname holds NUL".into()))?;
+        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+        let rc = unsafe { libc::setdomainname(c.as_ptr(), d.len()) };
+        nix::errno::Errno::result(rc).sys(|| format!("set domainname {d:?}"))?;
+    }
+    Ok(())
+}
+
+/// The exec fifo, opened read-write before pivot_root while its host path is visible.
+fn open_fifo(l: &Launch) -> Result<Option<OwnedFd>> {
+    match (&l.fifo, l.mode) {
+        (Some(path), Mode::Create) => {
+            let fd = nix::fcntl::open(
+                path.as_path(),
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                FMode::empty(),
+            )
+            .ctx("open", path)?;
+            Ok(Some(fd))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Asks the parent to run prestart/createRuntime hooks, then runs
+/// createContainer hooks here, in the container's namespaces, before pivot_root.
+fn run_create_hooks(l: &Launch, chan: &Channel) -> Result<()> {
+    let h = l.spec.hooks().clone().unwrap_or_default();
+    #[allow(deprecated)]
+    let parent_hooks = h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+        || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty());
+    if parent_hooks {
+        chan.send(&Msg::RunHooks)?;
+        chan.expect(Msg::HooksDone)?;
+    }
+    let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "creating", "pid": std::process::id(), "bundle": l.bundle});
+    hooks::run(
+        "createContainer",
+        h.create_container().as_deref().unwrap_or(&[]),
+        &state,
+    )
+}
+
+fn set_sysctls(spec: &Spec) -> Result<()> {
+    let sysctl = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default();
+    for (k, v) in sysctl {
+        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, &v).ctx("write sysctl", &path)?;
+    }
+    Ok(())
+}
+
+fn process_settings(spec: &Spec) -> Result<()> {
+    let p = process(spec);
+    security::set_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(v) = p.oom_score_adj() {
+        security::set_oom_score_adj(v)?;
+    }
+    let umask = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(FMode::from_bits_truncate(umask));
+    Ok(())
+}
+
+fn compile_seccomp(spec: &Spec) -> Result<Option<super::seccomp::Filter>> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(cfg) => Ok(Some(super::seccomp::compile(cfg)?)),
+        None => Ok(None),
+    }
+}
+
+fn drop_privileges(spec: &Spec, plan: &Plan) -> Result<()> {
+    let p = process(spec);
+    let setgroups_allowed = !plan.new_user()
+        || nix::unistd::getuid().is_root()
+            && std::fs::read_to_string("/proc/self/setgroups")
+                .map(|s| s.trim() == "allow")
+                .unwrap_or(true);
+    security::switch_user(p.user(), setgroups_allowed)?;
+    if let Some(c) = p.capabilities() {
+        security::apply_caps(c)?;
+    }
+    Ok(())
+}
+
+/// chdir to process.cwd, and make sure it is inside the container's root:
+/// a cwd that resolves outside (through a leaked fd, CVE-2024-21626) is refused.
+fn change_dir(spec: &Spec) -> Result<()> {
+    let p = process(spec);
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd.as_path()).ctx("chdir to", cwd)?;
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => Err(Error::Config(format!(
+            "working directory {} is outside the container",
+            cwd.display()
+        ))),
+    }
+}
+
+/// Looks up args[0] in the container's PATH: 127 if missing, 126 if not executable.
+fn find_executable(spec: &Spec) -> Result<PathBuf> {
+    let p = process(spec);
+    let args = p.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::Config("process.args is empty".into()))?;
+    let env = p.env().clone().unwrap_or_default();
+    let path_var = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let candidates: Vec<PathBuf> = if arg0.contains('/') {
+        vec![PathBuf::from(arg0)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(arg0))
+            .collect()
+    };
+    let mut denied = false;
+    for c in candidates {
+        match nix::unistd::access(c.as_path(), nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if c.is_file() => return Ok(c),
+            Ok(()) | Err(nix::errno::Errno::EACCES) => denied |= c.exists(),
+            Err(_) => {}
+        }
+    }
+    if denied {
+        Err(Error::Exec {
+            code: 126,
+            message: format!("exec {arg0:?}: permission denied"),
+        })
+    } else {
+        Err(Error::Exec {
+            code: 127,
+            message: format!("exec {arg0:?}: executable file not found in $PATH"),
+        })
+    }
+}
+
+/// Everything from fd 3 + preserve_fds up closes on exec: no host fd leaks in.
+fn close_inherited_fds(preserve: i32) -> Result<()> {
+    let first = 3 + preserve.max(0) as u32;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| "mark inherited fds close-on-exec".into())
+}
+
+/// Blocks until `kiln start` writes to the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).sys(|| "wait for start on exec fifo".into()),
+        }
+    }
+}
+
+/// Replaces this process with the container's process.
+pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
+    let p = process(spec);
+    let cstr = |s: &str| CString::new(s).map_err(|_| Error::Config(format!("{s:?} holds NUL")));
+    let argv: Vec<CString> = p
+        .args()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<_>>()?;
+    let envp: Vec<CString> = p
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<_>>()?;
+    let path = cstr(&exe.to_string_lossy())?;
+    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    let code = if e == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    };
+    Err(Error::Exec {
+        code,
+        message: format!("exec {}: {e}", exe.display()),
+    })
+}

@@ -1,0 +1,152 @@
+//! The engine: an OCI runtime (runtime-spec 1.x) behind runc's command line,
+//! and the library that `kiln run`, the builder and the supervisor drive.
+//!
+//! One file per lifecycle verb (`create`, `start`, `kill`, `delete`, …) over a
+//! `Container` whose `state` says which transitions are legal; `process` holds
+//! the parent/child halves of starting a container, `init` the child's steps.
+
+pub mod cgroups;
+#[cfg(feature = "engine")]
+pub mod console;
+#[cfg(feature = "engine")]
+pub mod container;
+#[cfg(feature = "engine")]
+pub mod create;
+#[cfg(feature = "engine")]
+pub mod delete;
+#[cfg(feature = "engine")]
+pub mod exec;
+#[cfg(feature = "engine")]
+pub mod hooks;
+#[cfg(feature = "engine")]
+pub mod init;
+#[cfg(feature = "engine")]
+pub mod kill;
+#[cfg(feature = "engine")]
+pub mod list;
+#[cfg(feature = "engine")]
+pub mod mounts;
+#[cfg(feature = "engine")]
+pub mod namespaces;
+#[cfg(feature = "engine")]
+pub mod pause;
+#[cfg(feature = "engine")]
+pub mod process;
+#[cfg(feature = "engine")]
+pub mod reaper;
+#[cfg(feature = "engine")]
+pub mod rootfs;
+#[cfg(feature = "engine")]
+pub mod run;
+pub mod seccomp;
+#[cfg(feature = "engine")]
+pub mod security;
+#[cfg(feature = "engine")]
+pub mod spec;
+#[cfg(feature = "engine")]
+pub mod start;
+#[cfg(feature = "engine")]
+pub mod state;
+#[cfg(feature = "engine")]
+pub mod sync;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the engine, naming the object at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("container {id}: {reason}")]
+    Container { id: String, reason: String },
+    #[error("container {0}: does not exist")]
+    NotFound(String),
+    #[error("{0}")]
+    Config(String),
+    /// The container's process could not be executed: 126 (not executable) or 127 (not found).
+    #[error("{message}")]
+    Exec { code: i32, message: String },
+    #[cfg(feature = "engine")]
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::Error),
+    #[cfg(feature = "engine")]
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The exit status kiln reports for this error (podman's convention).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exec { code, .. } => *code,
+            _ => 125,
+        }
+    }
+
+    pub fn container(id: &str, reason: impl ToString) -> Self {
+        Error::Container {
+            id: id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Attaches context to system call errors.
+pub trait Context<T> {
+    fn ctx(self, what: &'static str, path: &Path) -> Result<T>;
+    fn sys(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn ctx(self, what: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source: e.into(),
+        })
+    }
+    fn sys(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sys {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx(self, what: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+    fn sys(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::Sys {
+            what: what(),
+            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    }
+}
+
+/// The default state directory: `/run/kiln` as root, else `$XDG_RUNTIME_DIR/kiln`.
+pub fn default_state_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/kiln");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("kiln"),
+        None => std::env::temp_dir().join(format!("kiln-{}", nix::unistd::geteuid())),
+    }
+}

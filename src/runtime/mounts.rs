@@ -1,0 +1,349 @@
+//! One OCI mount entry → mount(2) calls inside the container's root, with the
+//! destination resolved inside the root (a symlink in the image can never
+//! redirect a mount onto the host: CVE-2021-30465) and mounted through
+//! `/proc/self/fd/N` of the opened target, so nothing can swap it in between.
+
+use super::{Context, Error, Result};
+use crate::inroot;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Mount options split into flags, propagation changes and fs data.
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    pub flags: MsFlags,
+    pub clear: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+}
+
+pub fn parse_options(opts: &[String]) -> Result<Options> {
+    let mut o = Options {
+        flags: MsFlags::empty(),
+        clear: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+    };
+    for opt in opts {
+        let (set, clear) = match opt.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation.push(propagation(opt).expect("listed above"));
+                continue;
+            }
+            "idmap" | "ridmap" => {
+                return Err(Error::Config(format!(
+                    "mount option {opt:?} is not supported"
+                )));
+            }
+            other => {
+                o.data.push(other.to_string());
+                continue;
+            }
+        };
+        o.flags |= set;
+        o.flags &= !clear;
+        o.clear |= clear;
+    }
+    Ok(o)
+}
+
+/// Propagation keywords (`rslave`, …) as mount flags.
+pub fn propagation(s: &str) -> Option<MsFlags> {
+    let rec = s.starts_with('r') && s != "r";
+    let base = match s.trim_start_matches('r') {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(if rec { base | MsFlags::MS_REC } else { base })
+}
+
+/// `/proc/self/fd/N` for an fd.
+pub fn fd_path(fd: BorrowedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Makes sure `dest` (relative to `root`) exists — a file if `file`, else a
+/// directory — and opens it O_PATH, everything resolved inside `root`.
+pub fn open_target(root: BorrowedFd, dest: &str, file: bool) -> Result<OwnedFd> {
+    let dest = dest.trim_start_matches('/');
+    let what = || format!("mount target /{dest}");
+    if let Ok(fd) = inroot::open(root, dest, OFlag::O_PATH) {
+        return Ok(fd);
+    }
+    let (parent, name) = match dest.rfind('/') {
+        Some(i) => (&dest[..i], &dest[i + 1..]),
+        None => ("", dest),
+    };
+    let pfd = inroot::ensure_dir(root, parent).sys(what)?;
+    if file {
+        match openat(
+            &pfd,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(_) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).sys(what),
+        }
+    } else {
+        match nix::sys::stat::mkdirat(&pfd, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).sys(what),
+        }
+    }
+    inroot::open(root, dest, OFlag::O_PATH).sys(what)
+}
+
+/// Performs one OCI mount into the root filesystem at `root` (host path `root_path`).
+pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
+    let typ = m.typ().clone().unwrap_or_default();
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+    let dest = m.destination().to_string_lossy().into_owned();
+    let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
+    let source = m.source().clone().map(|s| {
+        if s.is_relative() && is_bind {
+            bundle.join(s)
+        } else {
+            s
+        }
+    });
+    let src_is_file = is_bind
+        && source
+            .as_ref()
+            .is_some_and(|s| s.metadata().is_ok_and(|md| !md.is_dir()));
+    let target = open_target(root, &dest, src_is_file)?;
+    let tpath = fd_path(target.as_fd());
+    let what = || {
+        format!(
+            "mount {} on {dest}",
+            source
+                .as_ref()
+                .map_or(typ.clone(), |s| s.display().to_string())
+        )
+    };
+    let data = opts.data.join(",");
+    match typ.as_str() {
+        _ if is_bind => {
+            let src = source
+                .as_ref()
+                .ok_or_else(|| Error::Config(format!("bind mount on {dest} has no source")))?;
+            let rec = opts.flags & MsFlags::MS_REC;
+            mount(
+                Some(src.as_path()),
+                &tpath,
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .sys(what)?;
+            let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+            if !extra.is_empty() {
+                remount_bind(&tpath, extra).sys(what)?;
+            }
+        }
+        "cgroup" | "cgroup2" => mount_cgroup(&tpath, &typ, opts.flags).sys(what)?,
+        "sysfs" => match mount(
+            Some("sysfs"),
+            &tpath,
+            Some("sysfs"),
+            opts.flags,
+            None::<&str>,
+        ) {
+            // Without its own network namespace a container may not mount sysfs: bind the host's, read-only.
+            Err(Errno::EPERM) => {
+                mount(
+                    Some("/sys"),
+                    &tpath,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .sys(what)?;
+                remount_bind(&tpath, opts.flags | MsFlags::MS_RDONLY).sys(what)?;
+            }
+            other => other.sys(what)?,
+        },
+        _ => {
+            let src = source
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| typ.clone());
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mount(
+                Some(src.as_str()),
+                &tpath,
+                Some(typ.as_str()),
+                opts.flags,
+                data,
+            )
+            .sys(what)?;
+        }
+    }
+    for p in &opts.propagation {
+        mount(None::<&str>, &tpath, None::<&str>, *p, None::<&str>).sys(what)?;
+    }
+    Ok(())
+}
+
+/// Re-applies flags to a bind mount, keeping flags the kernel locked (in a
+/// user namespace, nosuid/nodev/noexec/ro of the source cannot be dropped).
+pub fn remount_bind(target: &Path, flags: MsFlags) -> nix::Result<()> {
+    let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
+        Err(Errno::EPERM) => {
+            let st = nix::sys::statvfs::statvfs(target)?;
+            let locked = MsFlags::from_bits_truncate(st.flags().bits() as libc::c_ulong)
+                & (MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOATIME
+                    | MsFlags::MS_RELATIME);
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+        }
+        other => other,
+    }
+}
+
+/// cgroup mounts: cgroup2 where the host is unified; on hybrid/legacy hosts a
+/// tmpfs with each v1 hierarchy (and the unified one) mounted beneath.
+fn mount_cgroup(target: &Path, typ: &str, flags: MsFlags) -> nix::Result<()> {
+    let unified_only = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if typ == "cgroup2" || unified_only {
+        return mount(
+            Some("cgroup2"),
+            target,
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        );
+    }
+    let ro = flags & MsFlags::MS_RDONLY;
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags & !MsFlags::MS_RDONLY,
+        Some("mode=755"),
+    )?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        let (fstype, _src, opts) = (
+            post.next().unwrap_or(""),
+            post.next(),
+            post.next().unwrap_or(""),
+        );
+        let mnt = pre.split(' ').nth(4).unwrap_or("");
+        let Some(name) = mnt.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        if name.contains('/') {
+            continue;
+        }
+        let sub = target.join(name);
+        let _ = std::fs::create_dir(&sub);
+        if fstype == "cgroup2" {
+            mount(Some("cgroup2"), &sub, Some("cgroup2"), flags, None::<&str>)?;
+        } else if fstype == "cgroup" {
+            let keep: Vec<&str> = opts
+                .split(',')
+                .filter(|o| {
+                    !matches!(
+                        *o,
+                        "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec"
+                    )
+                })
+                .collect();
+            mount(
+                Some("cgroup"),
+                &sub,
+                Some("cgroup"),
+                flags,
+                Some(keep.join(",").as_str()),
+            )?;
+        }
+    }
+    if !ro.is_empty() {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | flags | ro,
+            Some("mode=755"),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let o = parse_options(&[
+            "rbind".into(),
+            "ro".into(),
+            "rslave".into(),
+            "mode=755".into(),
+            "rw".into(),
+        ])
+        .unwrap();
+        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC));
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, vec!["mode=755"]);
+        assert!(parse_options(&["idmap".into()]).is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! Starting a container's init: the parent's half. Clones the child into its
+//! new user and pid namespaces, writes its id maps, puts it in its cgroup,
+//! runs the hooks it asks for, and waits until it is ready.
+
+use super::cgroups::Cgroup;
+use super::init;
+use super::namespaces::{Plan, Restore, time_offsets};
+use super::sync::{Channel, Msg};
+use super::{Context, Error, Result};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, Spec};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// Whether init waits for `start` or runs the process at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `create`: set up, then block until `start` writes to the exec fifo.
+    Create,
+    /// `run`: set up and exec straight away.
+    Run,
+    /// `exec`: join the namespaces of the running container with init `pid`, then exec.
+    Exec { pid: i32 },
+}
+
+/// Everything the container's init needs (the child gets a copy by cloning).
+pub struct Launch {
+    pub id: String,
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub fifo: Option<PathBuf>,
+    pub mode: Mode,
+    pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (kiln run -t keeps the master itself).
+    pub console_fd: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// Stay as pid 1, reaping zombies and forwarding signals (`kiln run --init`).
+    pub kiln_init: bool,
+}
+
+/// Clones the container's init and drives it until it is ready. `hooks` runs
+/// the prestart/createRuntime hooks when init asks (it gets init's pid).
+pub fn spawn(
+    l: &Launch,
+    cgroup: Option<&Cgroup>,
+    mut hooks: impl FnMut(Pid) -> Result<()>,
+) -> Result<Pid> {
+    let plan = match l.mode {
+        Mode::Exec { pid } => Plan::joining(pid, &l.spec),
+        _ => Plan::from_spec(&l.spec)?,
+    };
+    let (parent, child) = Channel::pair()?;
+    let restore = Restore::enter(&plan, &time_offsets(&l.spec))?;
+    let pid = match clone_process(plan.clone)? {
+        None => {
+            drop(parent);
+            let code = match init::run(l, &plan, &child) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    // Before Ready the parent reports it; after, nobody listens but stderr.
+                    if child
+                        .send(&Msg::Failed {
+                            code: e.exit_code(),
+                            message: e.to_string(),
+                        })
+                        .is_err()
+                    {
+                        eprintln!("kiln: container {}: {e}", l.id);
+                    }
+                    e.exit_code()
+                }
+            };
+            // SAFETY: _exit ends this cloned child at once, without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        Some(pid) => pid,
+    };
+    drop(child);
+    let result = (|| {
+        restore.leave()?;
+        if plan.new_user() {
+            write_id_maps(pid, &l.spec)?;
+        }
+        if let Some(cg) = cgroup {
+            cg.add_process(pid.as_raw())?;
+        }
+        parent.send(&Msg::Go)?;
+        loop {
+            match parent.recv()? {
+                Some(Msg::RunHooks) => {
+                    hooks(pid)?;
+                    parent.send(&Msg::HooksDone)?;
+                }
+                Some(Msg::Ready) => return Ok(()),
+                Some(Msg::Failed { code, message }) => return Err(Error::Exec { code, message }),
+                Some(other) => {
+                    return Err(Error::Config(format!("unexpected {other:?} from init")));
+                }
+                None => return Err(Error::Config("container init exited during set-up".into())),
+            }
+        }
+    })();
+    if let Err(e) = result {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+/// A fork-like clone into new namespaces: `None` in the child, its pid in the parent.
+fn clone_process(flags: CloneFlags) -> Result<Option<Pid>> {
+    // SAFETY: a clone without CLONE_VM and without a new stack behaves like fork: the
+    // child continues on a copy of this stack. kiln is single-threaded here, so no lock
+    // is held by another thread; the child only runs init's steps and then execs or _exits.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match nix::errno::Errno::result(rc).sys(|| format!("clone with {flags:?}"))? {
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Writes uid_map/gid_map of the new user namespace. As root, directly; as a
+/// user, directly for a single mapping of one's own id (setgroups denied),
+/// else through the setuid helpers newuidmap/newgidmap.
+fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let uids = linux.uid_mappings().clone().unwrap_or_default();
+    let gids = linux.gid_mappings().clone().unwrap_or_default();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let own = |maps: &[LinuxIdMapping], id: u32| {
+        maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
+    };
+    let root = nix::unistd::geteuid().is_root();
+    if root
+        || (own(&uids, nix::unistd::geteuid().as_raw())
+            && own(&gids, nix::unistd::getegid().as_raw()))
+    {
+        if !root {
+            std::fs::write(proc.join("setgroups"), "deny").ctx("write", &proc.join("setgroups"))?;
+        }
+        std::fs::write(proc.join("uid_map"), map_text(&uids))
+            .ctx("write", &proc.join("uid_map"))?;
+        std::fs::write(proc.join("gid_map"), map_text(&gids))
+            .ctx("write", &proc.join("gid_map"))?;
+        return Ok(());
+    }
+    for (tool, maps) in [("newuidmap", &uids), ("newgidmap", &gids)] {
+        let mut cmd = std::process::Command::new(tool);
+        cmd.arg(pid.to_string());
+        for m in maps.iter() {
+            cmd.args([
+                m.container_id().to_string(),
+                m.host_id().to_string(),
+                m.size().to_string(),
+            ]);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::Config(format!("{tool}: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Config(format!(
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! seccomp: OCI seccomp profiles compiled to BPF with libseccomp, and the default profile.

@@ -1,0 +1,168 @@
+//! Privileges of the container process: rlimits, oom_score_adj, the user and
+//! groups it runs as, capabilities (all five sets), and no_new_privs.
+
+use super::{Context, Error, Result};
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+use oci_spec::runtime::{Capability, LinuxCapabilities, PosixRlimit, User};
+use std::collections::HashSet;
+
+/// The OCI name of a capability (`CAP_SYS_ADMIN`).
+pub fn cap_name(c: &Capability) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn to_caps(set: &Option<HashSet<Capability>>) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        // Capabilities this kernel or crate does not know are skipped, as runc does.
+        .filter_map(|c| cap_name(c).parse::<Cap>().ok())
+        .filter(|c| caps::all().contains(c))
+        .collect()
+}
+
+/// Applies `process.rlimits`.
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for r in rlimits {
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let resource =
+            rlimit_number(&name).ok_or_else(|| Error::Config(format!("unknown rlimit {name}")))?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: `lim` is a valid rlimit living for the call; `resource` is a known RLIMIT_* number.
+        let rc = unsafe { libc::setrlimit(resource as _, &lim) };
+        nix::errno::Errno::result(rc).sys(|| format!("set {name} to {}:{}", r.soft(), r.hard()))?;
+    }
+    Ok(())
+}
+
+fn rlimit_number(name: &str) -> Option<u32> {
+    const NAMES: [&str; 16] = [
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
+pub fn set_oom_score_adj(v: i32) -> Result<()> {
+    let p = std::path::Path::new("/proc/self/oom_score_adj");
+    std::fs::write(p, v.to_string()).ctx("write", p)
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| "set no_new_privs".into())
+}
+
+fn keep_caps(on: bool) -> Result<()> {
+    // SAFETY: prctl with PR_SET_KEEPCAPS takes plain integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| "set keepcaps".into())
+}
+
+/// Becomes `user` (uid, gid, additional gids), keeping the permitted
+/// capabilities so `apply_caps` can then set exactly what the config says.
+/// `setgroups_allowed` is false in a user namespace whose setgroups is denied.
+pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<()> {
+    keep_caps(true)?;
+    if setgroups_allowed {
+        let gids: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        setgroups(&gids).sys(|| format!("set additional groups {:?}", user.additional_gids()))?;
+    }
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    setresgid(gid, gid, gid).sys(|| format!("set gid {gid}"))?;
+    setresuid(uid, uid, uid).sys(|| format!("set uid {uid}"))?;
+    keep_caps(false)
+}
+
+/// Sets the bounding, permitted, effective, inheritable and ambient sets.
+pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
+    let err = |set: &'static str| {
+        move |e: caps::errors::CapsError| Error::Config(format!("set {set} capabilities: {e}"))
+    };
+    let bounding = to_caps(c.bounding());
+    for cap in caps::all() {
+        if !bounding.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
+        }
+    }
+    let permitted = to_caps(c.permitted());
+    let effective = to_caps(c.effective());
+    let inheritable = to_caps(c.inheritable());
+    // Effective must stay within permitted at every step: shrink it first.
+    caps::set(
+        None,
+        CapSet::Effective,
+        &effective.intersection(&permitted).copied().collect(),
+    )
+    .map_err(err("effective"))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("inheritable"))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
+    caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
+    caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
+    for cap in to_caps(c.ambient()) {
+        caps::raise(None, CapSet::Ambient, cap).map_err(err("ambient"))?;
+    }
+    Ok(())
+}
+
+/// podman's default capability set, for `kiln run`.
+pub const DEFAULT_CAPS: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(cap_name(&Capability::SysAdmin), "CAP_SYS_ADMIN");
+        assert_eq!(rlimit_number("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE));
+        let set: Option<HashSet<Capability>> =
+            Some([Capability::Chown, Capability::NetBindService].into());
+        assert_eq!(to_caps(&set).len(), 2);
+    }
+}

@@ -1,0 +1,39 @@
+//! `kiln start`: releases a created container's init to exec the process.
+
+use super::container::{Container, EXEC_FIFO};
+use super::state::Status;
+use super::{Context, Error, Result, hooks};
+use nix::fcntl::OFlag;
+use std::path::Path;
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let mut c = Container::load(root, id)?;
+    let _lock = c.lock()?;
+    c.require("start", Status::can_start)?;
+    let fifo = c.dir.join(EXEC_FIFO);
+    // Init holds the fifo open: a non-blocking open for writing succeeds only while it lives.
+    let fd = match nix::fcntl::open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Err(nix::errno::Errno::ENXIO) => return Err(Error::container(id, "init process is gone")),
+        other => other.ctx("open", &fifo)?,
+    };
+    nix::unistd::write(&fd, b"0").ctx("write", &fifo)?;
+    drop(fd);
+    std::fs::remove_file(&fifo).ctx("remove", &fifo)?;
+    c.record.status = Status::Running;
+    c.save()?;
+    let config = c.config()?;
+    let poststart = config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+        .unwrap_or_default();
+    // A failing poststart hook is reported, but the container keeps running (runtime-spec).
+    if let Err(e) = hooks::run("poststart", &poststart, &c.oci_state()) {
+        eprintln!("kiln: warning: {e}");
+    }
+    Ok(())
+}
