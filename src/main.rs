@@ -7,10 +7,26 @@ fn main() {
     let code = match kiln::cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kiln: {e:#}");
+            eprintln!("kiln: {}", report(&e));
             e.downcast_ref::<kiln::runtime::Error>()
                 .map_or(kiln::cmd::EXIT_FAILURE, |r| r.exit_code())
         }
     };
     std::process::exit(code);
+}
+
+/// The error and its causes on one line, each cause once: most of kiln's
+/// errors already name their cause in their own message.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }

@@ -6,15 +6,19 @@
 #[path = "it/common.rs"]
 mod common;
 
-#[path = "it/cli.rs"]
-mod cli;
-#[path = "it/store.rs"]
-mod store;
-#[path = "it/hostile.rs"]
-mod hostile;
 #[path = "it/bad_input.rs"]
 mod bad_input;
+#[path = "it/bundle.rs"]
+mod bundle;
+#[path = "it/cli.rs"]
+mod cli;
+#[path = "it/hostile.rs"]
+mod hostile;
 #[path = "it/interop.rs"]
 mod interop;
 #[path = "it/layer_cache.rs"]
 mod layer_cache;
+#[path = "it/runtime.rs"]
+mod runtime;
+#[path = "it/store.rs"]
+mod store;

@@ -1,12 +1,10 @@
 //! Verb handlers: turn parsed arguments into calls on the library and print
 //! results. Errors come back to `main`, which reports them once.
 
-#[cfg(feature = "engine")]
 mod features;
 mod image;
-#[cfg(feature = "engine")]
 mod resources;
-#[cfg(feature = "engine")]
+mod run;
 mod runtime;
 
 use crate::cli::{Cli, Command, Global};
@@ -27,7 +25,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             clap_complete::generate(args.shell, &mut cmd, "kiln", &mut std::io::stdout());
             Ok(0)
         }
-        #[cfg(feature = "engine")]
         cmd @ (Command::Create(_)
         | Command::Start(_)
         | Command::State(_)
@@ -62,7 +59,6 @@ pub fn store_root(g: &Global) -> PathBuf {
 }
 
 /// The runtime verbs.
-#[cfg(feature = "engine")]
 fn engine(g: &Global, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Create(a) => Ok(runtime::create_cmd(g, a)?),
@@ -82,7 +78,7 @@ fn engine(g: &Global, cmd: Command) -> Result<i32> {
         }
         Command::Run(a) => match a.bundle.clone() {
             Some(b) => Ok(runtime::run_bundle(g, a, b)?),
-            None => bail!("kiln run IMAGE: not implemented yet; use kiln run --bundle DIR ID"),
+            None => run::run_image(g, a),
         },
         Command::Exec(a) => Ok(runtime::exec_cmd(g, a)?),
         Command::Ps(a) => runtime::ps(g, a),

@@ -3,23 +3,25 @@
 //!
 //! Every path is cleaned (entries with `..` are refused) and resolved inside the
 //! destination (`crate::inroot`), final components are created with `O_EXCL`
-//! / `O_NOFOLLOW` after removing what was there, and entry count and size are
-//! bounded so bombs stop with an error.
+//! / `O_NOFOLLOW` after removing what was there, and entry count, expanded
+//! size and tar metadata between entries are bounded so bombs stop with an error.
 
 use super::{Error, Result};
 use crate::inroot;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{
     FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, futimens, mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 use tar::EntryType;
 
 /// Bounds that stop archive bombs.
@@ -96,7 +98,12 @@ struct Extractor<'a> {
     stats: Stats,
     created: HashSet<String>,
     dirs: Vec<DirFixup>,
-    parent_cache: Option<(String, OwnedFd)>,
+    /// Directories `writable` opened up, with their modes before.
+    restore: Vec<(OwnedFd, u32)>,
+    /// Shared, not dup'ed: a cache hit costs no system call.
+    parent_cache: Option<(String, Rc<OwnedFd>)>,
+    /// The copy buffer for file data, allocated once, not once per file.
+    buf: Vec<u8>,
 }
 
 /// Extracts the tar stream `tar` onto `dest` (an existing directory).
@@ -114,21 +121,71 @@ pub fn extract(tar: impl Read, dest: &Path, opts: &Options, object: &str) -> Res
         stats: Stats::default(),
         created: HashSet::new(),
         dirs: Vec::new(),
+        restore: Vec::new(),
         parent_cache: None,
+        buf: Vec::new(),
     };
-    let mut archive = tar::Archive::new(tar);
+    let meter = Rc::new(Meter::default());
+    let mut archive = tar::Archive::new(Metered {
+        inner: tar,
+        meter: Rc::clone(&meter),
+    });
     let entries = archive
         .entries()
         .map_err(|e| ex.err_io("read archive", e))?;
+    meter.counting.set(true);
     for entry in entries {
-        let entry = entry.map_err(|e| ex.err_io("read archive", e))?;
-        ex.entry(entry)?;
+        let mut entry = entry.map_err(|e| ex.err_io("read archive", e))?;
+        meter.counting.set(false);
+        ex.entry(&mut entry)?;
+        // Skip what the entry left unread (its size is counted already).
+        std::io::copy(&mut entry, &mut std::io::sink())
+            .map_err(|e| ex.err_io("read archive", e))?;
+        meter.used.set(0);
+        meter.counting.set(true);
     }
-    // Read to the end so the caller's digest checks see every byte.
+    // Read to the end so the caller's digest checks see every byte (metered:
+    // the end-of-archive padding is small in any honest layer).
     let mut rest = archive.into_inner();
     std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| ex.err_io("read archive", e))?;
     ex.finish_dirs()?;
     Ok(ex.stats)
+}
+
+/// The most a layer may hold outside entry data between two entries (PAX
+/// records, GNU long names, padding) or after the last one. The tar crate
+/// buffers extension headers whole, so a bigger one is a memory bomb.
+const MAX_METADATA: u64 = 16 << 20;
+
+/// Counts the bytes read while `counting` (outside entry data).
+#[derive(Default)]
+struct Meter {
+    counting: Cell<bool>,
+    used: Cell<u64>,
+}
+
+/// The layer stream as the tar reader sees it, failing once the bytes read
+/// outside entry data pass `MAX_METADATA`.
+struct Metered<R> {
+    inner: R,
+    meter: Rc<Meter>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.meter.counting.get() {
+            let used = self.meter.used.get() + n as u64;
+            self.meter.used.set(used);
+            if used > MAX_METADATA {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "more than 16 MiB of tar headers or padding outside entry data",
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Splits a tar path into cleaned components; refuses `..`.
@@ -164,7 +221,7 @@ impl Extractor<'_> {
         Error::invalid(self.object, format!("{what}: {e}"))
     }
 
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<R>) -> Result<()> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
         let kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -173,7 +230,9 @@ impl Extractor<'_> {
                 | EntryType::GNULongName
                 | EntryType::GNULongLink
         ) {
-            return Ok(());
+            // Skipped, but their data is still read: count it.
+            let size = entry.header().entry_size().unwrap_or(0);
+            return self.count_bytes("(tar extension header)", size);
         }
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
@@ -199,11 +258,11 @@ impl Extractor<'_> {
         }
         self.mark_created(&path);
         let pfd = self.parent(&shown, parent)?;
-        let meta = Meta::read(&mut entry);
+        let meta = Meta::read(entry);
         match kind {
             EntryType::Directory => self.dir(&shown, &pfd, &path, name, &meta),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.file(&shown, &pfd, name, &meta, &mut entry)
+                self.file(&shown, &pfd, name, &meta, entry, size)
             }
             EntryType::Symlink => {
                 let target = entry
@@ -259,17 +318,40 @@ impl Extractor<'_> {
     }
 
     /// The directory that holds an entry, created if missing, resolved in-root.
-    fn parent(&mut self, shown: &str, parent: &str) -> Result<OwnedFd> {
+    fn parent(&mut self, shown: &str, parent: &str) -> Result<Rc<OwnedFd>> {
         if let Some((p, fd)) = &self.parent_cache
             && p == parent
         {
-            return fd.try_clone().map_err(|e| self.err(shown, e));
+            return Ok(Rc::clone(fd));
         }
         let fd = inroot::ensure_dir(self.root.as_fd(), parent)
             .map_err(|e| self.err(shown, format!("open parent directory {parent:?}: {e}")))?;
-        let keep = fd.try_clone().map_err(|e| self.err(shown, e))?;
-        self.parent_cache = Some((parent.to_string(), keep));
+        self.writable(shown, &fd)?;
+        let fd = Rc::new(fd);
+        self.parent_cache = Some((parent.to_string(), Rc::clone(&fd)));
         Ok(fd)
+    }
+
+    /// Unprivileged, a directory without owner write and search permission
+    /// (from a lower layer: `/proc`, `/root` in many images) cannot take or
+    /// lose entries. Opens it up; `finish_dirs` puts the mode back.
+    fn writable(&mut self, shown: &str, dir: &OwnedFd) -> Result<()> {
+        if self.opts.privileged {
+            return Ok(());
+        }
+        let st = nix::sys::stat::fstat(dir).map_err(|e| self.err(shown, e))?;
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o300 == 0o300 {
+            return Ok(());
+        }
+        // `dir` is an O_PATH descriptor, which fchmod refuses.
+        let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        let open = Mode::from_bits_truncate(mode | 0o700);
+        fchmodat(AT_FDCWD, path.as_str(), open, FchmodatFlags::FollowSymlink)
+            .map_err(|e| self.err(shown, format!("make directory writable: {e}")))?;
+        let keep = dir.try_clone().map_err(|e| self.err(shown, e))?;
+        self.restore.push((keep, mode));
+        Ok(())
     }
 
     /// Removes whatever occupies `name` so a new entry can take its place.
@@ -325,15 +407,25 @@ impl Extractor<'_> {
         name: &str,
         meta: &Meta,
         data: &mut R,
+        stored: u64,
     ) -> Result<()> {
-        self.clear(shown, pfd, name, false)?;
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(pfd, name, flags, Mode::from_bits_truncate(0o600))
-            .map_err(|e| self.err(shown, format!("create: {e}")))?;
+        let create = || openat(pfd, name, flags, Mode::from_bits_truncate(0o600));
+        // Most names are new: try first, and only when something is in the
+        // way (O_EXCL says so) remove it and try again.
+        let fd = match create() {
+            Err(Errno::EEXIST) => {
+                self.clear(shown, pfd, name, false)?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(|e| self.err(shown, format!("create: {e}")))?;
         let mut file = File::from(fd);
-        let mut buf = vec![0u8; 256 << 10];
-        let mut written = 0u64;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(256 << 10, 0);
+        let (mut written, mut counted) = (0u64, stored);
         loop {
             let n = data
                 .read(&mut buf)
@@ -342,12 +434,15 @@ impl Extractor<'_> {
                 break;
             }
             written += n as u64;
-            if written > self.opts.limits.max_bytes {
-                return Err(self.err(shown, "file expands past KILN_LAYER_MAX_BYTES"));
+            if written > counted {
+                // A sparse entry expands past its stored size: count what it writes.
+                self.count_bytes(shown, written - counted)?;
+                counted = written;
             }
             file.write_all(&buf[..n])
                 .map_err(|e| self.err(shown, format!("write: {e}")))?;
         }
+        self.buf = buf;
         self.own(shown, file.as_fd(), meta)?;
         fchmod(&file, Mode::from_bits_truncate(meta.mode)).map_err(|e| self.err(shown, e))?;
         self.xattrs(file.as_fd(), meta);
@@ -468,6 +563,11 @@ impl Extractor<'_> {
         if target.is_empty() {
             return Err(self.err(shown, "whiteout names nothing"));
         }
+        // `.wh..` and `.wh...` would delete the directory itself or its parent
+        // (for a top-level entry, the parent of the destination).
+        if target == "." || target == ".." {
+            return Err(self.err(shown, format!("whiteout names {target:?}")));
+        }
         match self.opts.whiteouts {
             Whiteouts::Apply => {
                 let pfd = match inroot::open(
@@ -479,6 +579,7 @@ impl Extractor<'_> {
                     Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(()),
                     Err(e) => return Err(self.err(shown, e)),
                 };
+                self.writable(shown, &pfd)?;
                 if is_opaque {
                     self.clear_lower(shown, pfd.as_fd(), parent)
                 } else {
@@ -530,6 +631,12 @@ impl Extractor<'_> {
     /// Directory modes and times are set last: writing children changes mtime,
     /// and a read-only mode would stop the children being written.
     fn finish_dirs(&mut self) -> Result<()> {
+        for (fd, mode) in std::mem::take(&mut self.restore).into_iter().rev() {
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let mode = Mode::from_bits_truncate(mode);
+            // Best effort, like the fixups below: the directory may be gone.
+            let _ = fchmodat(AT_FDCWD, path.as_str(), mode, FchmodatFlags::FollowSymlink);
+        }
         for d in self.dirs.iter().rev() {
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
             let fd = match inroot::open(self.root.as_fd(), &d.path, flags) {

@@ -31,6 +31,18 @@ pub fn gc(store: &Store) -> Result<Report> {
             keep_layers.insert(l.diff_id.hex().to_string());
         }
     }
+    // Containers of `kiln run` pin the layers their overlay root is made of.
+    let containers = store.root().join("containers");
+    for entry in fs::read_dir(&containers).into_iter().flatten().flatten() {
+        let pins = fs::read(entry.path().join("layers.json")).ok();
+        let pins: Vec<String> = pins
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        keep_layers.extend(
+            pins.iter()
+                .map(|p| p.trim_start_matches("sha256:").to_string()),
+        );
+    }
     let mut report = Report::default();
     let blobs = store.root().join("blobs/sha256");
     for entry in fs::read_dir(&blobs).ctx("read", &blobs)? {

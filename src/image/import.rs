@@ -2,10 +2,10 @@
 //! store, all or nothing, and names them.
 
 use super::layout::{self, Opened};
-use super::model::{self, Blobs, Kind};
+use super::model::{self, Blobs, Compression, Kind, Layer};
 use super::reference::Name;
 use super::store::REF_NAME;
-use super::{Digest, Error, Result, Store};
+use super::{Digest, Error, IoContext, Result, Store};
 use oci_spec::image::{Descriptor, ImageIndex};
 use std::path::Path;
 
@@ -48,12 +48,7 @@ pub fn import(store: &Store, path: &Path, name: Option<&Name>) -> Result<Vec<Imp
             opened
                 .stage(&layer.digest, layer.size)
                 .map_err(|e| missing_in(e, &desc))?;
-            // Check the staged copy in full now: a bad layer must not reach the store.
-            let mut r = opened.open_blob(&layer.digest, Some(layer.size))?;
-            std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| Error::Content {
-                object: format!("layer {}", layer.digest),
-                source: e,
-            })?;
+            check_layer(&opened, layer)?;
         }
         let n = match (name, ann_name) {
             (Some(n), _) => n.clone(),
@@ -74,6 +69,26 @@ pub fn import(store: &Store, path: &Path, name: Option<&Name>) -> Result<Vec<Imp
         out.push(Imported { name: n, manifest });
     }
     Ok(out)
+}
+
+/// Reads a staged layer in full, so a bad layer never reaches the store. An
+/// uncompressed layer is its own tar, so its diffID must be its digest (the
+/// layer cache trusts diffIDs as keys). A gzipped layer's diffID is checked
+/// when it is unpacked, where the size limits bound the decompression.
+fn check_layer(opened: &Opened, layer: &Layer) -> Result<()> {
+    let object = format!("layer {}", layer.digest);
+    if layer.compression == Compression::None && layer.diff_id != layer.digest {
+        return Err(Error::invalid(
+            object,
+            format!(
+                "diffID mismatch (config says {}, the uncompressed layer is {})",
+                layer.diff_id, layer.digest
+            ),
+        ));
+    }
+    let mut blob = opened.open_blob(&layer.digest, Some(layer.size))?;
+    std::io::copy(&mut blob, &mut std::io::sink()).obj(object)?;
+    Ok(())
 }
 
 fn missing_in(e: Error, desc: &Descriptor) -> Error {

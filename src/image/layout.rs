@@ -148,8 +148,12 @@ fn read_archive(path: &Path, staging: &mut Staging) -> Result<ImageIndex> {
                     format!("entry {name:?} is not a sha256 digest"),
                 )
             })?;
+            let data = Exact {
+                inner: &mut entry,
+                left: size,
+            };
             staging
-                .write_blob(&mut entry, Some(&d), Some(size))
+                .write_blob(data, Some(&d), Some(size))
                 .map_err(|e| match e {
                     Error::Content { source, .. } => corrupt(source),
                     e => e,
@@ -162,7 +166,11 @@ fn read_archive(path: &Path, staging: &mut Staging) -> Result<ImageIndex> {
                 ));
             }
             let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(corrupt)?;
+            let mut exact = Exact {
+                inner: &mut entry,
+                left: size,
+            };
+            exact.read_to_end(&mut data).map_err(corrupt)?;
             if name == "index.json" {
                 index = Some(data)
             } else {
@@ -177,4 +185,26 @@ fn read_archive(path: &Path, staging: &mut Staging) -> Result<ImageIndex> {
         &index.ok_or_else(|| missing("index.json"))?,
         &path.join("index.json"),
     )
+}
+
+/// An archive entry read to exactly its size: the tar reader ends the last
+/// entry of an archive cut short without an error, which must not pass for
+/// a short blob (or be blamed on its digest).
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("an entry ends {} bytes early", self.left),
+            ));
+        }
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
 }

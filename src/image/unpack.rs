@@ -9,7 +9,7 @@ use super::{Error, IoContext, Result, Store};
 use std::fs;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 const CHUNK: usize = 1 << 20;
@@ -17,6 +17,9 @@ const CHUNK: usize = 1 << 20;
 /// The uncompressed, verified tar stream of a layer.
 pub struct LayerStream {
     rx: Receiver<io::Result<Vec<u8>>>,
+    /// Read chunks go back to the worker to be filled again, so the stream
+    /// allocates (and zeroes) a handful of buffers, not one per chunk.
+    recycle: Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
     done: bool,
@@ -28,12 +31,13 @@ pub struct LayerStream {
 pub fn layer_reader(store: &Store, layer: &Layer) -> Result<LayerStream> {
     let blob = store.open_blob(&layer.digest, Some(layer.size))?;
     let (tx, rx) = sync_channel(4);
+    let (recycle, spare) = channel();
     let what = format!("layer {}", layer.digest);
     let layer = layer.clone();
     let worker = std::thread::Builder::new()
         .name("kiln-gunzip".into())
         .spawn(move || {
-            let result = pump(blob, &layer, |chunk| tx.send(Ok(chunk)).is_ok());
+            let result = pump(blob, &layer, spare, |chunk| tx.send(Ok(chunk)).is_ok());
             if let Err(e) = result {
                 let _ = tx.send(Err(e));
             }
@@ -41,6 +45,7 @@ pub fn layer_reader(store: &Store, layer: &Layer) -> Result<LayerStream> {
         .obj(what)?;
     Ok(LayerStream {
         rx,
+        recycle,
         cur: Vec::new(),
         pos: 0,
         done: false,
@@ -48,10 +53,12 @@ pub fn layer_reader(store: &Store, layer: &Layer) -> Result<LayerStream> {
     })
 }
 
-/// Decompresses and verifies on the worker thread, handing chunks to `send`.
+/// Decompresses and verifies on the worker thread, handing chunks to `send`
+/// and reusing the buffers that come back on `spare`.
 fn pump(
     blob: VerifyReader<fs::File>,
     layer: &Layer,
+    spare: Receiver<Vec<u8>>,
     mut send: impl FnMut(Vec<u8>) -> bool,
 ) -> io::Result<()> {
     let buffered = BufReader::with_capacity(CHUNK, blob);
@@ -63,7 +70,8 @@ fn pump(
         tar = Box::new(VerifyReader::new(tar, layer.diff_id.clone(), None));
     }
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        let mut chunk = spare.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0); // zeroes only what is new
         let mut filled = 0;
         while filled < CHUNK {
             let n = tar.read(&mut chunk[filled..])?;
@@ -90,7 +98,10 @@ impl Read for LayerStream {
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.cur = chunk;
+                    let used = std::mem::replace(&mut self.cur, chunk);
+                    if used.capacity() >= CHUNK {
+                        let _ = self.recycle.send(used); // the worker may be gone
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),

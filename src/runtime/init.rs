@@ -1,7 +1,7 @@
 //! The container's init: the child's half of starting a container, as a list
 //! of named steps from "joined the namespaces" to "exec'd the process".
 
-use super::namespaces::{self, Plan};
+use super::namespaces::Plan;
 use super::process::{Launch, Mode};
 use super::sync::{Channel, Msg};
 use super::{Context, Error, Result, console, hooks, rootfs, security};
@@ -125,8 +125,14 @@ fn hooks_of(
 /// Joins namespaces by path (user first), becomes root in a new user
 /// namespace, then unshares the remaining new namespaces.
 fn enter_namespaces(plan: &Plan) -> Result<()> {
-    for (f, path) in &plan.join {
-        namespaces::join(*f, path)?;
+    // Open every namespace first: after joining a mount namespace, /proc is the container's.
+    let files = plan
+        .join
+        .iter()
+        .map(|(f, path)| Ok((*f, std::fs::File::open(path).ctx("open namespace", path)?)))
+        .collect::<Result<Vec<_>>>()?;
+    for (f, file) in &files {
+        nix::sched::setns(file, *f).sys(|| format!("join namespace {f:?}"))?;
     }
     if plan.new_user()
         || plan
@@ -234,6 +240,10 @@ fn drop_privileges(spec: &Spec, plan: &Plan) -> Result<()> {
             && std::fs::read_to_string("/proc/self/setgroups")
                 .map(|s| s.trim() == "allow")
                 .unwrap_or(true);
+    // The bounding set shrinks only with CAP_SETPCAP: before leaving root.
+    if let Some(c) = p.capabilities() {
+        security::drop_bounding(c)?;
+    }
     security::switch_user(p.user(), setgroups_allowed)?;
     if let Some(c) = p.capabilities() {
         security::apply_caps(c)?;

@@ -6,48 +6,28 @@
 //! the parent/child halves of starting a container, `init` the child's steps.
 
 pub mod cgroups;
-#[cfg(feature = "engine")]
 pub mod console;
-#[cfg(feature = "engine")]
 pub mod container;
-#[cfg(feature = "engine")]
 pub mod create;
-#[cfg(feature = "engine")]
 pub mod delete;
-#[cfg(feature = "engine")]
 pub mod exec;
-#[cfg(feature = "engine")]
 pub mod hooks;
-#[cfg(feature = "engine")]
+pub mod image_spec;
 pub mod init;
-#[cfg(feature = "engine")]
 pub mod kill;
-#[cfg(feature = "engine")]
 pub mod list;
-#[cfg(feature = "engine")]
 pub mod mounts;
-#[cfg(feature = "engine")]
 pub mod namespaces;
-#[cfg(feature = "engine")]
 pub mod pause;
-#[cfg(feature = "engine")]
 pub mod process;
-#[cfg(feature = "engine")]
 pub mod reaper;
-#[cfg(feature = "engine")]
 pub mod rootfs;
-#[cfg(feature = "engine")]
 pub mod run;
 pub mod seccomp;
-#[cfg(feature = "engine")]
 pub mod security;
-#[cfg(feature = "engine")]
 pub mod spec;
-#[cfg(feature = "engine")]
 pub mod start;
-#[cfg(feature = "engine")]
 pub mod state;
-#[cfg(feature = "engine")]
 pub mod sync;
 
 use std::io;
@@ -73,10 +53,8 @@ pub enum Error {
     /// The container's process could not be executed: 126 (not executable) or 127 (not found).
     #[error("{message}")]
     Exec { code: i32, message: String },
-    #[cfg(feature = "engine")]
     #[error(transparent)]
     Cgroup(#[from] cgroups::Error),
-    #[cfg(feature = "engine")]
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
     #[error(transparent)]

@@ -172,10 +172,11 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
             .sys(what)?;
             let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
             if !extra.is_empty() {
-                remount_bind(&tpath, extra).sys(what)?;
+                let top = reopen(root, &dest)?;
+                remount_bind(&fd_path(top.as_fd()), extra).sys(what)?;
             }
         }
-        "cgroup" | "cgroup2" => mount_cgroup(&tpath, &typ, opts.flags).sys(what)?,
+        "cgroup" | "cgroup2" => mount_cgroup(root, &dest, &tpath, &typ, opts.flags)?,
         "sysfs" => match mount(
             Some("sysfs"),
             &tpath,
@@ -193,7 +194,8 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
                     None::<&str>,
                 )
                 .sys(what)?;
-                remount_bind(&tpath, opts.flags | MsFlags::MS_RDONLY).sys(what)?;
+                let top = reopen(root, &dest)?;
+                remount_bind(&fd_path(top.as_fd()), opts.flags | MsFlags::MS_RDONLY).sys(what)?;
             }
             other => other.sys(what)?,
         },
@@ -213,10 +215,27 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
             .sys(what)?;
         }
     }
-    for p in &opts.propagation {
-        mount(None::<&str>, &tpath, None::<&str>, *p, None::<&str>).sys(what)?;
+    if !opts.propagation.is_empty() {
+        let top = reopen(root, &dest)?;
+        for p in &opts.propagation {
+            mount(
+                None::<&str>,
+                &fd_path(top.as_fd()),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            )
+            .sys(what)?;
+        }
     }
     Ok(())
+}
+
+/// Opens `dest` again after something was mounted on it: an fd opened before
+/// the mount still names the directory underneath, not the new mount.
+fn reopen(root: BorrowedFd, dest: &str) -> Result<OwnedFd> {
+    inroot::open(root, dest.trim_start_matches('/'), OFlag::O_PATH)
+        .sys(|| format!("reopen mount target {dest}"))
 }
 
 /// Re-applies flags to a bind mount, keeping flags the kernel locked (in a
@@ -253,7 +272,23 @@ pub fn remount_bind(target: &Path, flags: MsFlags) -> nix::Result<()> {
 
 /// cgroup mounts: cgroup2 where the host is unified; on hybrid/legacy hosts a
 /// tmpfs with each v1 hierarchy (and the unified one) mounted beneath.
-fn mount_cgroup(target: &Path, typ: &str, flags: MsFlags) -> nix::Result<()> {
+fn mount_cgroup(
+    root: BorrowedFd,
+    dest: &str,
+    target: &Path,
+    typ: &str,
+    flags: MsFlags,
+) -> Result<()> {
+    mount_cgroup_at(root, dest, target, typ, flags).sys(|| format!("mount cgroup on {dest}"))
+}
+
+fn mount_cgroup_at(
+    root: BorrowedFd,
+    dest: &str,
+    target: &Path,
+    typ: &str,
+    flags: MsFlags,
+) -> nix::Result<()> {
     let unified_only = nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
     if typ == "cgroup2" || unified_only {
@@ -273,6 +308,8 @@ fn mount_cgroup(target: &Path, typ: &str, flags: MsFlags) -> nix::Result<()> {
         flags & !MsFlags::MS_RDONLY,
         Some("mode=755"),
     )?;
+    let top = inroot::open(root, dest.trim_start_matches('/'), OFlag::O_PATH)?;
+    let target = &fd_path(top.as_fd());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {

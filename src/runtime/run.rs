@@ -38,6 +38,7 @@ pub fn run(
     }
     mask.add(Signal::SIGCHLD);
     let c = create(root, o, Mode::Run, console_fd)?;
+    super::start::poststart(&c)?;
     if detach {
         return Ok(0);
     }

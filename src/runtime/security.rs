@@ -107,17 +107,25 @@ pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<()> {
     keep_caps(false)
 }
 
-/// Sets the bounding, permitted, effective, inheritable and ambient sets.
-pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
-    let err = |set: &'static str| {
-        move |e: caps::errors::CapsError| Error::Config(format!("set {set} capabilities: {e}"))
-    };
+fn caps_err(set: &'static str) -> impl Fn(caps::errors::CapsError) -> Error {
+    move |e| Error::Config(format!("set {set} capabilities: {e}"))
+}
+
+/// Shrinks the bounding set to `c.bounding` (needs CAP_SETPCAP: call it
+/// before switching to the container's user).
+pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
     let bounding = to_caps(c.bounding());
     for cap in caps::all() {
         if !bounding.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(caps_err("bounding"))?;
         }
     }
+    Ok(())
+}
+
+/// Sets the permitted, effective, inheritable and ambient sets.
+pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
+    let err = caps_err;
     let permitted = to_caps(c.permitted());
     let effective = to_caps(c.effective());
     let inheritable = to_caps(c.inheritable());

@@ -58,12 +58,14 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
 
 /// The config `kiln spec` writes (runc's defaults; `--rootless` for a user).
 pub fn default_spec(rootless: bool) -> Spec {
-    if rootless {
+    let mut spec = if rootless {
         Spec::rootless(
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
         )
     } else {
         Spec::default()
-    }
+    };
+    spec.set_hostname(Some("kiln".into()));
+    spec
 }

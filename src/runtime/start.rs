@@ -25,6 +25,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     std::fs::remove_file(&fifo).ctx("remove", &fifo)?;
     c.record.status = Status::Running;
     c.save()?;
+    poststart(&c)
+}
+
+/// Runs the poststart hooks of a container whose process has just started.
+pub fn poststart(c: &Container) -> Result<()> {
     let config = c.config()?;
     let poststart = config
         .hooks()

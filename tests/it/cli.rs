@@ -6,8 +6,34 @@ use crate::common::Env;
 fn help_lists_every_verb_group() {
     let env = Env::new();
     let help = env.ok(&["--help"]);
-    for verb in ["image", "gc", "build", "run", "up", "scale", "logs", "create", "start", "state", "kill", "delete", "exec", "ps", "list", "pause", "resume", "update", "spec", "features", "events", "completion"] {
-        assert!(help.lines().any(|l| l.trim_start().starts_with(verb)), "--help lacks {verb}:\n{help}");
+    for verb in [
+        "image",
+        "gc",
+        "build",
+        "run",
+        "up",
+        "scale",
+        "logs",
+        "create",
+        "start",
+        "state",
+        "kill",
+        "delete",
+        "exec",
+        "ps",
+        "list",
+        "pause",
+        "resume",
+        "update",
+        "spec",
+        "features",
+        "events",
+        "completion",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(verb)),
+            "--help lacks {verb}:\n{help}"
+        );
     }
 }
 
@@ -23,7 +49,11 @@ fn verbs_not_yet_built_refuse_with_125() {
 #[test]
 fn completions_for_each_shell() {
     let env = Env::new();
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef kiln"), ("fish", "complete -c kiln")] {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef kiln"),
+        ("fish", "complete -c kiln"),
+    ] {
         let out = env.ok(&["completion", shell]);
         assert!(out.contains(marker), "{shell} completion lacks {marker:?}");
         assert!(out.contains("unpack"), "{shell} completion lacks subverbs");
@@ -44,11 +74,20 @@ fn man_pages_are_current() {
     }
     let mut expected: Vec<_> = pages.iter().map(|(n, _)| n.clone()).collect();
     expected.sort();
-    let mut present: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut present: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     present.sort();
-    assert_eq!(present, expected, "man/ is stale: run KILN_UPDATE_MAN=1 cargo test man_pages");
+    assert_eq!(
+        present, expected,
+        "man/ is stale: run KILN_UPDATE_MAN=1 cargo test man_pages"
+    );
     for (name, body) in pages {
         let on_disk = std::fs::read(dir.join(&name)).unwrap();
-        assert!(on_disk == body, "man/{name} is stale: run KILN_UPDATE_MAN=1 cargo test man_pages");
+        assert!(
+            on_disk == body,
+            "man/{name} is stale: run KILN_UPDATE_MAN=1 cargo test man_pages"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub fn require_tool(test: &str, tool: &str) -> bool {
     if found {
         return true;
     }
-    assert!(!in_ci(), "{test}: needs {tool}, and CI=true forbids skipping");
+    assert!(
+        !in_ci(),
+        "{test}: needs {tool}, and CI=true forbids skipping"
+    );
     eprintln!("skipping {test}: {tool} is not installed");
     false
 }
@@ -46,7 +49,12 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Self { tmp: tempfile::Builder::new().prefix("kiln-test-").tempdir().unwrap() }
+        Self {
+            tmp: tempfile::Builder::new()
+                .prefix("kiln-test-")
+                .tempdir()
+                .unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -68,7 +76,11 @@ impl Env {
     /// Runs kiln and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kiln(args).output().unwrap();
-        assert!(out.status.success(), "kiln {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -76,7 +88,12 @@ impl Env {
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.kiln(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "kiln {args:?}: stdout {} stderr {err}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "kiln {args:?}: stdout {} stderr {err}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         err
     }
 
@@ -92,7 +109,15 @@ impl Env {
     /// Imports a busybox image named `name` into this env's store.
     pub fn busybox_image(&self, name: &str) {
         let rootfs = self.busybox_rootfs();
-        self.ok(&["image", "from-dir", rootfs.to_str().unwrap(), "--name", name, "--cmd", "/bin/sh"]);
+        self.ok(&[
+            "image",
+            "from-dir",
+            rootfs.to_str().unwrap(),
+            "--name",
+            name,
+            "--cmd",
+            "/bin/sh",
+        ]);
     }
 
     /// Every file under the store, with its content digest, for before/after checks.
@@ -104,7 +129,12 @@ impl Env {
 /// Runs a command, asserting success; returns its output.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -115,7 +145,9 @@ pub fn snapshot(root: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
@@ -129,7 +161,11 @@ pub fn snapshot(root: &Path) -> Vec<(String, String)> {
             } else if meta.file_type().is_symlink() {
                 format!("link {}", std::fs::read_link(&p).unwrap().display())
             } else if meta.is_file() {
-                format!("file {:o} {}", meta.permissions().mode() & 0o7777, hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())))
+                format!(
+                    "file {:o} {}",
+                    meta.permissions().mode() & 0o7777,
+                    hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap()))
+                )
             } else {
                 "special".to_string()
             };

@@ -25,7 +25,11 @@ fn a_layer_is_extracted_once_and_shared() {
     let ino = std::fs::metadata(da.join("bin/busybox")).unwrap().ino();
     let db = layer_cache::ensure(&store, &b.layers[0]).unwrap();
     assert_eq!(da, db);
-    assert_eq!(std::fs::metadata(db.join("bin/busybox")).unwrap().ino(), ino, "not extracted again");
+    assert_eq!(
+        std::fs::metadata(db.join("bin/busybox")).unwrap().ino(),
+        ino,
+        "not extracted again"
+    );
     assert_eq!(snapshot(&da), snapshot(&env.busybox_rootfs()));
 }
 
@@ -49,15 +53,25 @@ fn a_corrupt_blob_leaves_no_cached_layer() {
     let env = Env::new();
     env.busybox_image("a");
     let (store, a) = load(&env, "a");
-    let blob = env.store().join("blobs/sha256").join(a.layers[0].digest.hex());
+    let blob = env
+        .store()
+        .join("blobs/sha256")
+        .join(a.layers[0].digest.hex());
     let mut data = std::fs::read(&blob).unwrap();
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
     std::fs::write(&blob, data).unwrap();
-    let err = layer_cache::ensure(&store, &a.layers[0]).unwrap_err().to_string();
+    let err = layer_cache::ensure(&store, &a.layers[0])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&a.layers[0].digest.to_string()), "{err}");
     assert!(!layer_cache::layer_path(&store, &a.layers[0]).exists());
-    assert!(std::fs::read_dir(env.store().join("tmp")).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(env.store().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 /// Cached layers are real overlayfs lower dirs: whiteouts and opaque dirs hide
@@ -84,12 +98,23 @@ fn cached_layers_mount_as_overlay_with_whiteouts() {
     let layout = two_layer_layout(&env, &lower, &upper);
     env.ok(&["image", "import", layout.to_str().unwrap(), "--name", "two"]);
     let (store, image) = load(&env, "two");
-    let dirs: Vec<_> = image.layers.iter().map(|l| layer_cache::ensure(&store, l).unwrap()).collect();
+    let dirs: Vec<_> = image
+        .layers
+        .iter()
+        .map(|l| layer_cache::ensure(&store, l).unwrap())
+        .collect();
     let mnt = env.path("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let lowerdir = format!("lowerdir={}:{}", dirs[1].display(), dirs[0].display());
-    run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &lowerdir]).arg(&mnt));
-    let seen = (mnt.join("data/a").exists(), mnt.join("data/b").exists(), mnt.join("etc/old").exists(), mnt.join("etc/new").exists());
+    run(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &lowerdir])
+        .arg(&mnt));
+    let seen = (
+        mnt.join("data/a").exists(),
+        mnt.join("data/b").exists(),
+        mnt.join("etc/old").exists(),
+        mnt.join("etc/new").exists(),
+    );
     run(Command::new("umount").arg(&mnt));
     assert_eq!(seen, (false, true, false, true));
     // Rendering the same image flat applies the same whiteouts.
@@ -100,13 +125,20 @@ fn cached_layers_mount_as_overlay_with_whiteouts() {
 }
 
 /// Builds an OCI layout with two layers made by `tar` from the given trees.
-fn two_layer_layout(env: &Env, lower: &std::path::Path, upper: &std::path::Path) -> std::path::PathBuf {
+fn two_layer_layout(
+    env: &Env,
+    lower: &std::path::Path,
+    upper: &std::path::Path,
+) -> std::path::PathBuf {
     use sha2::Digest;
     let layout = env.path("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let mut layers = Vec::new();
     for dir in [lower, upper] {
-        let out = run(Command::new("tar").arg("-C").arg(dir).args(["-cf", "-", "."]));
+        let out = run(Command::new("tar")
+            .arg("-C")
+            .arg(dir)
+            .args(["-cf", "-", "."]));
         let d = hex::encode(sha2::Sha256::digest(&out.stdout));
         std::fs::write(layout.join("blobs/sha256").join(&d), &out.stdout).unwrap();
         layers.push((d, out.stdout.len()));
@@ -123,7 +155,15 @@ fn two_layer_layout(env: &Env, lower: &std::path::Path, upper: &std::path::Path)
         "layers": layers.iter().map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{d}"), "size": s})).collect::<Vec<_>>()});
     let (md, ms) = put(serde_json::to_vec(&manifest).unwrap());
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": ms}]});
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     layout
 }

@@ -1,0 +1,158 @@
+//! `kiln run IMAGE`: import the image if it is a file, extract its layers into
+//! the cache (once), write a bundle whose root is an overlay of them, and run
+//! it through the same engine as `kiln run --bundle`.
+
+use super::runtime::{parse_user, state_root};
+use super::store_root;
+use crate::cli::Global;
+use crate::cli::run::RunArgs;
+use crate::image::{Store, import, layer_cache, model, unpack};
+use crate::runtime::create::CreateOpts;
+use crate::runtime::image_spec::{self, RunSpec};
+use crate::runtime::{self as rt};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
+    let id = a.name.clone().unwrap_or_else(generate_id);
+    rt::container::validate_id(&id)?;
+    let (dir, spec) = prepare(g, &a, &id)?;
+    spec.save(dir.join("config.json"))
+        .context("write config.json")?;
+    let o = CreateOpts {
+        id: id.clone(),
+        bundle: dir.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        systemd_cgroup: g.systemd_cgroup,
+        kiln_init: !a.no_init,
+        ..Default::default()
+    };
+    let result = rt::run::run(&state_root(g), &o, a.detach, false, None);
+    if a.detach && result.is_ok() {
+        println!("{id}");
+        return Ok(0);
+    }
+    remove_dir(&dir);
+    Ok(result?)
+}
+
+/// Resolves the image, makes sure its layers are extracted, and writes the
+/// container's directory under `<store>/containers/<id>/`.
+fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runtime::Spec)> {
+    let store = Store::open(&store_root(g))?;
+    let r = if Path::new(&a.target).exists() {
+        let imported = import::import(&store, Path::new(&a.target), None)?;
+        let first = imported.first().context("the archive holds no image")?;
+        store.resolve(&first.name.to_string())?
+    } else {
+        store.resolve(&a.target)?
+    };
+    let image = model::load_image(&store, &r.manifest)?;
+    let layers = image
+        .layers
+        .iter()
+        .map(|l| layer_cache::ensure(&store, l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = store.root().join("containers").join(id);
+    if dir.exists() {
+        bail!("container {id}: already exists");
+    }
+    for sub in ["rootfs", "upper", "work"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("create {}", dir.join(sub).display()))?;
+    }
+    // gc keeps the layers a container directory names.
+    let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
+    std::fs::write(dir.join("layers.json"), serde_json::to_vec(&pins)?)?;
+    let overlay = overlay_supported();
+    if !overlay {
+        unpack::render(&store, &image, &dir.join("rootfs"))?;
+    }
+    let user = match &a.user {
+        Some(u) => Some(image_spec::resolve_user(u, &layers).or_else(|_| parse_user(u))?),
+        None => match image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.user().clone())
+            .filter(|u| !u.is_empty())
+        {
+            Some(u) => Some(image_spec::resolve_user(&u, &layers)?),
+            None => None,
+        },
+    };
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(a.env.iter().cloned());
+    let rs = RunSpec {
+        hostname: id.chars().take(63).collect(),
+        process_type: a.process.clone(),
+        command: a.command.clone(),
+        env,
+        volumes: a.volume.clone(),
+        memory: a
+            .memory
+            .as_deref()
+            .map(crate::units::parse_size)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .map(|v| v as i64),
+        pids: a.pids,
+        cpus: a.cpus,
+        read_only: a.read_only,
+        host_net: match a.net.as_str() {
+            "host" => true,
+            "none" => false,
+            other => bail!("--net {other}: kiln supports host and none"),
+        },
+        user,
+        tty: a.tty,
+    };
+    let spec = image_spec::build(&image.config, &rs, &layers, &dir, overlay);
+    if spec.is_err() {
+        remove_dir(&dir);
+    }
+    Ok((dir, spec?))
+}
+
+fn overlay_supported() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .is_ok_and(|f| f.lines().any(|l| l.ends_with("\toverlay")))
+}
+
+fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !line.contains('=') {
+            bail!("{}:{}: expected K=V", path.display(), n + 1);
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+fn generate_id() -> String {
+    let mut b = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    format!("kiln-{}", hex::encode(b))
+}
+
+/// Removes a container directory (overlay work dirs can hold 000 dirs).
+fn remove_dir(dir: &Path) {
+    if std::fs::remove_dir_all(dir).is_err() {
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(dir)
+            .status();
+    }
+}

@@ -1,0 +1,442 @@
+//! `kiln run IMAGE`: an image config plus the command line → a runtime-spec
+//! config.json, with defaults as strict as podman's (capabilities, seccomp,
+//! masked paths, no_new_privs) and the root as an overlay of cached layers.
+
+use super::rootfs::OVERLAY_ANNOTATION;
+use super::security::DEFAULT_CAPS;
+use super::{Error, Result, seccomp};
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxIdMappingBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The image label holding the Procfile's process types as a JSON object.
+pub const PROCESS_TYPES_LABEL: &str = "run.kiln.process-types";
+
+/// What `kiln run` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RunSpec {
+    pub hostname: String,
+    pub process_type: Option<String>,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub volumes: Vec<String>,
+    pub memory: Option<i64>,
+    pub pids: Option<i64>,
+    pub cpus: Option<f64>,
+    pub read_only: bool,
+    pub host_net: bool,
+    /// uid and gid, already resolved against the image's /etc/passwd and /etc/group.
+    pub user: Option<(u32, u32)>,
+    pub tty: bool,
+}
+
+/// The process's argv: a Procfile type (run through `sh -c`), the given
+/// command (after the entrypoint), or the image's Entrypoint + Cmd.
+pub fn argv(cfg: &ImageConfiguration, r: &RunSpec) -> Result<Vec<String>> {
+    let c = cfg.config().clone().unwrap_or_default();
+    let entry = c.entrypoint().clone().unwrap_or_default();
+    if let Some(t) = &r.process_type {
+        let types = process_types(cfg);
+        let cmd = types.get(t).ok_or_else(|| {
+            let mut known: Vec<_> = types.keys().cloned().collect();
+            known.sort();
+            Error::Config(format!(
+                "image has no process type {t:?} (it has: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        return Ok(vec!["/bin/sh".into(), "-c".into(), cmd.clone()]);
+    }
+    let rest = if r.command.is_empty() {
+        c.cmd().clone().unwrap_or_default()
+    } else {
+        r.command.clone()
+    };
+    let args: Vec<String> = entry.into_iter().chain(rest).collect();
+    if args.is_empty() {
+        return Err(Error::Config(
+            "the image has no Entrypoint or Cmd: give a command".into(),
+        ));
+    }
+    Ok(args)
+}
+
+/// The process types recorded in the image (`type → command`).
+pub fn process_types(cfg: &ImageConfiguration) -> HashMap<String, String> {
+    let labels = cfg
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default();
+    labels
+        .get(PROCESS_TYPES_LABEL)
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+fn ms(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(src)
+        .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .expect("static mount is valid")
+}
+
+fn default_mounts(rootless: bool) -> Vec<Mount> {
+    let mut m = vec![
+        ms("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        ms(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        ms(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        ms(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        ms(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        ms(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        ms(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ];
+    if !rootless {
+        m[2] = ms(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        );
+    }
+    m
+}
+
+/// podman's masked and read-only paths.
+const MASKED: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/dev/block",
+];
+const READONLY: [&str; 6] = [
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn volume(v: &str) -> Result<Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, ctr, ro) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        _ => {
+            return Err(Error::Config(format!(
+                "volume {v:?}: expected HOST:CONTAINER[:ro]"
+            )));
+        }
+    };
+    let host = std::fs::canonicalize(host)
+        .map_err(|e| Error::Config(format!("volume {v:?}: {host}: {e}")))?;
+    if !ctr.starts_with('/') {
+        return Err(Error::Config(format!(
+            "volume {v:?}: the container path must be absolute"
+        )));
+    }
+    let mut opts = vec!["rbind", "rprivate", "nosuid", "nodev"];
+    if ro {
+        opts.push("ro");
+    }
+    Ok(ms(ctr, "bind", &host.to_string_lossy(), &opts))
+}
+
+/// Builds the config. `layers` are the cached layer dirs, bottom first;
+/// `dir` holds `rootfs/`, `upper/` and `work/`.
+pub fn build(
+    cfg: &ImageConfiguration,
+    r: &RunSpec,
+    layers: &[PathBuf],
+    dir: &Path,
+    overlay: bool,
+) -> Result<Spec> {
+    let rootless = !nix::unistd::geteuid().is_root();
+    let c = cfg.config().clone().unwrap_or_default();
+    let mut env: Vec<String> = c.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    env.push(format!("HOSTNAME={}", r.hostname));
+    if r.tty {
+        env.push("TERM=xterm".into());
+    }
+    for kv in &r.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    let caps: HashSet<Capability> = DEFAULT_CAPS
+        .iter()
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).ok())
+        .collect();
+    let cap_names: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    let (uid, gid) = r.user.unwrap_or((0, 0));
+    let cwd = c
+        .working_dir()
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let process = ProcessBuilder::default()
+        .terminal(r.tty)
+        .args(argv(cfg, r)?)
+        .env(env)
+        .cwd(cwd)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(cfgerr)?,
+        )
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .permitted(caps)
+                .inheritable(HashSet::new())
+                .ambient(HashSet::new())
+                .build()
+                .map_err(cfgerr)?,
+        )
+        .no_new_privileges(true)
+        .build()
+        .map_err(cfgerr)?;
+    let mut ns = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+    ];
+    if !r.host_net {
+        ns.push(LinuxNamespaceType::Network);
+    }
+    if rootless {
+        ns.push(LinuxNamespaceType::User);
+    }
+    let namespaces = ns
+        .into_iter()
+        .map(|t| {
+            LinuxNamespaceBuilder::default()
+                .typ(t)
+                .build()
+                .expect("namespace is valid")
+        })
+        .collect::<Vec<_>>();
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .seccomp(seccomp::default_profile(&cap_names))
+        .resources(resources(r)?);
+    if rootless {
+        let map = |host: u32| {
+            vec![
+                LinuxIdMappingBuilder::default()
+                    .container_id(0u32)
+                    .host_id(host)
+                    .size(1u32)
+                    .build()
+                    .expect("mapping is valid"),
+            ]
+        };
+        linux = linux
+            .uid_mappings(map(nix::unistd::geteuid().as_raw()))
+            .gid_mappings(map(nix::unistd::getegid().as_raw()));
+    }
+    let mut mounts = default_mounts(rootless);
+    for v in &r.volumes {
+        mounts.push(volume(v)?);
+    }
+    let mut annotations = HashMap::new();
+    if overlay {
+        let lower: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let extra = if rootless { ",userxattr" } else { "" };
+        annotations.insert(
+            OVERLAY_ANNOTATION.to_string(),
+            format!(
+                "lowerdir={},upperdir={},workdir={}{extra}",
+                lower.join(":"),
+                dir.join("upper").display(),
+                dir.join("work").display()
+            ),
+        );
+    }
+    SpecBuilder::default()
+        .version("1.2.0")
+        .root(
+            RootBuilder::default()
+                .path(dir.join("rootfs"))
+                .readonly(r.read_only)
+                .build()
+                .map_err(cfgerr)?,
+        )
+        .hostname(r.hostname.clone())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux.build().map_err(cfgerr)?)
+        .annotations(annotations)
+        .build()
+        .map_err(cfgerr)
+}
+
+fn resources(r: &RunSpec) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut b = LinuxResourcesBuilder::default();
+    if let Some(m) = r.memory {
+        b = b.memory(
+            LinuxMemoryBuilder::default()
+                .limit(m)
+                .build()
+                .map_err(cfgerr)?,
+        );
+    }
+    if let Some(p) = r.pids {
+        b = b.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(cfgerr)?,
+        );
+    }
+    if let Some(c) = r.cpus {
+        let period = 100_000u64;
+        b = b.cpu(
+            LinuxCpuBuilder::default()
+                .quota((c * period as f64) as i64)
+                .period(period)
+                .build()
+                .map_err(cfgerr)?,
+        );
+    }
+    b.build().map_err(cfgerr)
+}
+
+fn cfgerr(e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("generate config: {e}"))
+}
+
+/// Resolves `user[:group]` (names or numbers) with the image's /etc/passwd
+/// and /etc/group, read from the topmost layer that has them.
+pub fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<(u32, u32)> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let find = |file: &str| {
+        layers
+            .iter()
+            .rev()
+            .map(|l| l.join(file))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    let passwd = find("etc/passwd");
+    let (uid, default_gid) = match user.parse::<u32>() {
+        Ok(n) => (
+            n,
+            passwd
+                .lines()
+                .find(|l| l.split(':').nth(2) == Some(user))
+                .and_then(|l| l.split(':').nth(3)?.parse().ok())
+                .unwrap_or(n),
+        ),
+        Err(_) => {
+            let line = passwd
+                .lines()
+                .find(|l| l.split(':').next() == Some(user))
+                .ok_or_else(|| {
+                    Error::Config(format!("user {user:?} is not in the image's /etc/passwd"))
+                })?;
+            let f: Vec<&str> = line.split(':').collect();
+            (
+                f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+            )
+        }
+    };
+    let gid = match group {
+        None => default_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => find("etc/group")
+                .lines()
+                .find(|l| l.split(':').next() == Some(g))
+                .and_then(|l| l.split(':').nth(2)?.parse().ok())
+                .ok_or_else(|| {
+                    Error::Config(format!("group {g:?} is not in the image's /etc/group"))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}

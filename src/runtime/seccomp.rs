@@ -1,1 +1,0 @@
-//! seccomp: OCI seccomp profiles compiled to BPF with libseccomp, and the default profile.
