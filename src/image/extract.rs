@@ -134,13 +134,31 @@ pub fn extract(tar: impl Read, dest: &Path, opts: &Options, object: &str) -> Res
         .entries()
         .map_err(|e| ex.err_io("read archive", e))?;
     meter.counting.set(true);
+    let mut last_complete = false;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ex.err_io("read archive", e))?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            // The stream ends right after the last entry's data, without the
+            // padding to 512 bytes and the end-of-archive blocks: umoci 0.4's
+            // `insert` writes such layers (opencontainers/umoci#436), and Go's
+            // reader accepts them. Nothing of any entry is missing.
+            Err(e) if last_complete && e.to_string() == "unexpected EOF during skip" => break,
+            Err(e) => return Err(ex.err_io("read archive", e)),
+        };
         meter.counting.set(false);
+        meter.data.set(0);
+        // The bytes stored in the archive: the header's size field (a sparse
+        // file expands to more; a PAX size record can only be larger).
+        let size = entry.size().min(entry.header().entry_size().unwrap_or(0));
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         ex.entry(&mut entry)?;
         // Skip what the entry left unread (its size is counted already).
         std::io::copy(&mut entry, &mut std::io::sink())
             .map_err(|e| ex.err_io("read archive", e))?;
+        if meter.data.get() < size {
+            return Err(ex.err(&path, "layer is truncated inside this entry's data"));
+        }
+        last_complete = true;
         meter.used.set(0);
         meter.counting.set(true);
     }
@@ -162,6 +180,8 @@ const MAX_METADATA: u64 = 16 << 20;
 struct Meter {
     counting: Cell<bool>,
     used: Cell<u64>,
+    /// Entry data bytes read since the entry began.
+    data: Cell<u64>,
 }
 
 /// The layer stream as the tar reader sees it, failing once the bytes read
@@ -174,7 +194,9 @@ struct Metered<R> {
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if self.meter.counting.get() {
+        if !self.meter.counting.get() {
+            self.meter.data.set(self.meter.data.get() + n as u64);
+        } else {
             let used = self.meter.used.get() + n as u64;
             self.meter.used.set(used);
             if used > MAX_METADATA {

@@ -356,7 +356,6 @@ fn umoci_layers_with_whiteouts_unpack_like_umoci() {
 /// right, and Go readers (umoci, podman, containerd) accept it, so kiln should
 /// too.
 #[test]
-#[ignore = "kiln rejects a layer that ends without tar padding/footer (umoci#436): fix belongs in src/image/extract.rs"]
 fn umoci_insert_layer_without_tar_footer() {
     let env = Env::new();
     if !require_tool("umoci_insert_layer_without_tar_footer", "umoci") {
