@@ -18,6 +18,8 @@ mod hostile;
 mod interop;
 #[path = "it/layer_cache.rs"]
 mod layer_cache;
+#[path = "it/run_image.rs"]
+mod run_image;
 #[path = "it/runtime.rs"]
 mod runtime;
 #[path = "it/store.rs"]

@@ -53,6 +53,17 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let mut state = c.oci_state();
     state["status"] = "stopped".into();
     std::fs::remove_dir_all(&c.dir).ctx("remove", &c.dir)?;
+    let owned = super::image_spec::OWNED_BUNDLE_ANNOTATION;
+    if config.as_ref().is_some_and(|s| {
+        s.annotations()
+            .as_ref()
+            .and_then(|a| a.get(owned))
+            .map(String::as_str)
+            == Some("true")
+    }) {
+        // The bundle `kiln run IMAGE` wrote: its upper and work dirs go too.
+        std::fs::remove_dir_all(&c.record.bundle).ctx("remove", &c.record.bundle)?;
+    }
     let poststop = config
         .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
         .unwrap_or_default();

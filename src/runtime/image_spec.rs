@@ -15,6 +15,9 @@ use oci_spec::runtime::{
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// Marks a bundle kiln made for `kiln run IMAGE`: `delete` removes it too.
+pub const OWNED_BUNDLE_ANNOTATION: &str = "run.kiln.bundle.owned";
+
 /// The image label holding the Procfile's process types as a JSON object.
 pub const PROCESS_TYPES_LABEL: &str = "run.kiln.process-types";
 
@@ -37,12 +40,26 @@ pub struct RunSpec {
 }
 
 /// The process's argv: a Procfile type (run through `sh -c`), the given
-/// command (after the entrypoint), or the image's Entrypoint + Cmd.
+/// command (after the entrypoint), the image's Entrypoint + Cmd, or else the
+/// image's `web` process type (or its only one), as foreman does.
 pub fn argv(cfg: &ImageConfiguration, r: &RunSpec) -> Result<Vec<String>> {
     let c = cfg.config().clone().unwrap_or_default();
     let entry = c.entrypoint().clone().unwrap_or_default();
-    if let Some(t) = &r.process_type {
-        let types = process_types(cfg);
+    let types = process_types(cfg);
+    let default_type = || {
+        if types.contains_key("web") || types.len() != 1 {
+            "web".to_string()
+        } else {
+            types.keys().next().cloned().unwrap_or_default()
+        }
+    };
+    let no_command = r.command.is_empty() && entry.is_empty() && c.cmd().is_none();
+    let process_type = match &r.process_type {
+        Some(t) => Some(t.clone()),
+        None if no_command && !types.is_empty() => Some(default_type()),
+        None => None,
+    };
+    if let Some(t) = &process_type {
         let cmd = types.get(t).ok_or_else(|| {
             let mut known: Vec<_> = types.keys().cloned().collect();
             known.sort();
@@ -315,6 +332,7 @@ pub fn build(
         mounts.push(volume(v)?);
     }
     let mut annotations = HashMap::new();
+    annotations.insert(OWNED_BUNDLE_ANNOTATION.to_string(), "true".to_string());
     if overlay {
         let lower: Vec<String> = layers
             .iter()

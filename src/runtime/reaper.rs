@@ -28,7 +28,42 @@ pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
             // SAFETY: _exit ends the forked child without running atexit handlers.
             unsafe { libc::_exit(e.exit_code()) }
         }
-        ForkResult::Parent { child } => supervise(child, &all),
+        ForkResult::Parent { child } => {
+            // kiln's command line (the store path, `-e` values) is no business
+            // of the container: pid 1 shows as "kiln-init" inside.
+            set_title(c"kiln-init");
+            supervise(child, &all)
+        }
+    }
+}
+
+/// Replaces this process's command line (/proc/self/cmdline) and name.
+fn set_title(title: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, title.as_ptr(), 0, 0, 0) };
+    // Fields 48 and 49 of /proc/self/stat: where argv lives in this process.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return;
+    };
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    // after_comm starts at field 3.
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(48), field(49)) else {
+        return;
+    };
+    let bytes = title.to_bytes_with_nul();
+    if end <= start || bytes.len() > end - start {
+        return;
+    }
+    // SAFETY: [start, end) is this process's own argv area (the kernel says so), writable
+    // stack memory that nothing else in this single-threaded process reads any more.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        area.fill(0);
+        area[..bytes.len()].copy_from_slice(bytes);
     }
 }
 

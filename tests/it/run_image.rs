@@ -1,0 +1,351 @@
+//! `kiln run IMAGE`: an image becomes a bundle on an overlay of the cached
+//! layers and runs through the engine; checked from inside the container and
+//! through the CLI.
+
+use crate::common::{Env, require_root};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A store with a busybox image `bb`, and a state root of its own.
+struct Scene {
+    env: Env,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let env = Env::new();
+        env.busybox_image("bb");
+        Self { env }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.env.path("state")
+    }
+
+    fn kiln(&self, args: &[&str]) -> Command {
+        let mut c = self.env.kiln(&["--root", self.state().to_str().unwrap()]);
+        c.args(args);
+        c
+    }
+
+    /// Runs to completion with stdout/stderr through files: a detached
+    /// container inherits them, and a pipe would stay open while it lives.
+    fn out(&self, args: &[&str]) -> Output {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (o, e) = (
+            self.env.path(&format!("o{n}")),
+            self.env.path(&format!("e{n}")),
+        );
+        let status = self
+            .kiln(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.out(args);
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed ({:?}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kiln run ARGS… bb -- sh -c SCRIPT`, asserting success.
+    fn sh(&self, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb", "--", "sh", "-c", script]);
+        self.ok(&args)
+    }
+
+    fn containers(&self) -> Vec<String> {
+        std::fs::read_dir(self.env.store().join("containers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.state()) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.out(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
+#[test]
+fn run_image_passes_status_env_and_config_through() {
+    if !require_root("run_image_passes_status_env_and_config_through") {
+        return;
+    }
+    let s = Scene::new();
+    let env_file = s.env.path("app.env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=1\nBOTH=file\n").unwrap();
+    let out = s.sh(
+        &["-e", "BOTH=flag", "--env-file", env_file.to_str().unwrap()],
+        "echo $FROM_FILE $BOTH; echo $PATH; hostname; id -u",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1 flag", "-e overrides --env-file: {out}");
+    assert!(lines[1].contains("/bin"), "image env: {out}");
+    assert!(
+        lines[2].starts_with("kiln-"),
+        "hostname is the container name: {out}"
+    );
+    assert_eq!(lines[3], "0");
+
+    let out = s.out(&["run", "bb", "--", "sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42));
+    let out = s.out(&["run", "bb", "--", "/no/such"]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.out(&["run", "no-such-image"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-image"));
+    assert!(
+        s.containers().is_empty(),
+        "--rm is the default: {:?}",
+        s.containers()
+    );
+}
+
+#[test]
+fn run_image_reuses_extracted_layers_on_an_overlay() {
+    if !require_root("run_image_reuses_extracted_layers_on_an_overlay") {
+        return;
+    }
+    let s = Scene::new();
+    let out = s.sh(
+        &[],
+        "echo changed > /etc/motd; grep ' / ' /proc/self/mounts | cut -d' ' -f3",
+    );
+    assert_eq!(out, "overlay\n");
+    let layers = s.env.store().join("layers/sha256");
+    let extracted = || -> Vec<PathBuf> {
+        let rd = std::fs::read_dir(&layers).unwrap();
+        rd.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    let layer = extracted().remove(0);
+    let before = std::fs::metadata(&layer).unwrap();
+    // A second run extracts nothing and sees the image as it was.
+    let out = s.sh(&[], "cat /etc/motd 2>/dev/null || echo pristine");
+    assert_eq!(out, "pristine\n");
+    let after = std::fs::metadata(&layer).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime(), before.ctime()),
+        (after.ino(), after.mtime(), after.ctime()),
+        "the cached layer was not extracted again"
+    );
+    assert_eq!(extracted().len(), 1);
+}
+
+#[test]
+fn run_image_limits_volumes_user_and_network() {
+    if !require_root("run_image_limits_volumes_user_and_network") {
+        return;
+    }
+    let s = Scene::new();
+    let host = s.env.path("vol");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from-host\n").unwrap();
+    // The container's user 1000 writes into it.
+    crate::common::run(Command::new("chmod").arg("777").arg(&host));
+    let ro = format!("{}:/ro:ro", host.display());
+    let rw = format!("{}:/rw", host.display());
+    let script = "cat /ro/in; touch /ro/x 2>/dev/null || echo ro-refused; echo w > /rw/out; \
+                  touch /rootfile 2>/dev/null || echo root-ro; id -u; id -g; ls /sys/class/net | tr '\\n' ' '";
+    let out = s.sh(
+        &[
+            "-v",
+            &ro,
+            "-v",
+            &rw,
+            "--read-only",
+            "--user",
+            "1000:1000",
+            "--net",
+            "none",
+        ],
+        script,
+    );
+    assert_eq!(
+        out, "from-host\nro-refused\nroot-ro\n1000\n1000\nlo ",
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "w\n");
+
+    // Limits land in the container's cgroup, read from inside.
+    let out = s.sh(
+        &["--memory", "64m", "--pids", "50", "--cpus", "0.5"],
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max 2>/dev/null || \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
+             /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+    );
+    let v: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        v == ["67108864", "50", "50000", "100000"],
+        "memory, pids and cpu limits as the container sees them: {out}"
+    );
+
+    let host_net = s.sh(&["--net", "host"], "ls /sys/class/net | wc -l");
+    let host_count = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(host_net.trim(), host_count.to_string());
+}
+
+#[test]
+fn run_image_process_types_from_the_image_label() {
+    if !require_root("run_image_process_types_from_the_image_label") {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = env.busybox_rootfs();
+    let label = r#"run.kiln.process-types={"web":"echo web $PORT","worker":"echo working"}"#;
+    env.ok(&[
+        "image",
+        "from-dir",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "app",
+        "--label",
+        label,
+        "-e",
+        "PORT=5000",
+    ]);
+    let s = Scene { env };
+    assert_eq!(s.ok(&["run", "--process", "worker", "app"]), "working\n");
+    assert_eq!(s.ok(&["run", "--process", "web", "app"]), "web 5000\n");
+    // Without --process or a command, the "web" type runs (the Procfile convention).
+    assert_eq!(s.ok(&["run", "app"]), "web 5000\n");
+    let out = s.out(&["run", "--process", "nope", "app"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn detached_containers_are_listed_entered_and_removed() {
+    if !require_root("detached_containers_are_listed_entered_and_removed") {
+        return;
+    }
+    let s = Scene::new();
+    let id = s.ok(&[
+        "run", "-d", "--name", "app1", "--memory", "32m", "bb", "--", "sleep", "60",
+    ]);
+    assert_eq!(id.trim(), "app1");
+    let list = s.ok(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("app1") && l.contains("running")),
+        "{list}"
+    );
+    // exec by name: same namespaces and cgroup as the container.
+    let inside = s.ok(&[
+        "exec",
+        "app1",
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/self/cgroup | sort | md5sum",
+    ]);
+    let init = s.ok(&[
+        "exec",
+        "app1",
+        "sh",
+        "-c",
+        "cat /proc/1/cgroup | sort | md5sum",
+    ]);
+    let lines: Vec<&str> = inside.lines().collect();
+    assert_eq!(lines[0], "app1");
+    assert!(
+        lines[1].contains("sleep 60") || lines[1].contains("kiln-init"),
+        "{inside}"
+    );
+    assert_eq!(lines[2], init.trim(), "exec joins the container's cgroup");
+    let out = s.out(&["run", "-d", "--name", "app1", "bb", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125), "names are unique");
+    s.ok(&["kill", "app1", "KILL"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.ok(&["state", "app1"]).contains("\"stopped\"") {
+        assert!(Instant::now() < deadline, "app1 never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.ok(&["delete", "app1"]);
+    assert!(
+        s.containers().is_empty(),
+        "delete removes the container's directory: {:?}",
+        s.containers()
+    );
+}
+
+#[test]
+fn foreground_run_forwards_signals_and_reaps_zombies() {
+    if !require_root("foreground_run_forwards_signals_and_reaps_zombies") {
+        return;
+    }
+    let s = Scene::new();
+    // Orphans re-parent to kiln's init, which reaps them: no zombie remains.
+    let out = s.sh(
+        &[],
+        "sh -c 'sleep 0.2 &' ; sleep 0.5; ps -o stat,comm | grep -c '^Z' || true",
+    );
+    assert_eq!(out.trim(), "0", "zombies left: {out}");
+    // SIGTERM to kiln reaches the process, whose status becomes kiln's.
+    let ready = s.env.path("ready");
+    let mut child = s
+        .kiln(&[
+            "run",
+            "-v",
+            &format!("{}:/x", s.env.path("").display()),
+            "bb",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; touch /x/ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "container never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert!(s.containers().is_empty());
+}
