@@ -41,12 +41,15 @@ pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
 /// container's directory under `<store>/containers/<id>/`.
 fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runtime::Spec)> {
     let store = Store::open(&store_root(g))?;
-    let r = if Path::new(&a.target).exists() {
-        let imported = import::import(&store, Path::new(&a.target), None)?;
-        let first = imported.first().context("the archive holds no image")?;
-        store.resolve(&first.name.to_string())?
-    } else {
-        store.resolve(&a.target)?
+    // A name in the store wins over a file of the same name in the cwd.
+    let r = match store.resolve(&a.target) {
+        Ok(r) => r,
+        Err(_) if Path::new(&a.target).exists() => {
+            let imported = import::import(&store, Path::new(&a.target), None)?;
+            let first = imported.first().context("the archive holds no image")?;
+            store.resolve(&first.name.to_string())?
+        }
+        Err(e) => return Err(e.into()),
     };
     let image = model::load_image(&store, &r.manifest)?;
     let layers = image

@@ -84,7 +84,7 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
             ..c.record.clone()
         },
     };
-    super::run::wait_forwarding(&waiter, &mask)
+    super::run::foreground(&waiter, &mask, None)
 }
 
 /// The exec'd process: `--process` JSON, or the container's own process with

@@ -29,6 +29,7 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod sync;
+pub mod tty;
 
 use std::io;
 use std::path::{Path, PathBuf};

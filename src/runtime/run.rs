@@ -37,21 +37,65 @@ pub fn run(
         mask.add(s);
     }
     mask.add(Signal::SIGCHLD);
+    // A terminal with nowhere to send it: kiln is the terminal, in the foreground.
+    let relay_channel = match (&console_fd, &o.console_socket) {
+        (None, None) if !detach && wants_terminal(&o.bundle) => Some(super::tty::channel()?),
+        _ => None,
+    };
+    let (console_fd, ours) = match relay_channel {
+        Some((theirs, ours)) => (Some(theirs), Some(ours)),
+        None => (console_fd, None),
+    };
     let c = create(root, o, Mode::Run, console_fd)?;
     super::start::poststart(&c)?;
     if detach {
         return Ok(0);
     }
-    let code = wait_forwarding(&c, &mask);
-    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&mask), None);
+    let code = foreground(&c, &mask, ours.as_ref());
     if !keep {
         delete::delete(root, c.id(), true)?;
     }
     code
 }
 
-/// Waits for the container's init (our child), passing signals on to it.
-pub fn wait_forwarding(c: &Container, mask: &SigSet) -> Result<i32> {
+/// Waits for the process in the foreground: signals forwarded, and with
+/// `relay_end` (the kiln end of a `tty::channel`) its terminal relayed.
+pub fn foreground(c: &Container, mask: &SigSet, relay_end: Option<&OwnedFd>) -> Result<i32> {
+    // Block the signals before the relay's threads exist, so that they
+    // inherit the mask and only the waiting thread takes signals.
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(mask), None).sys(|| "block signals".into())?;
+    let code = match relay_end.map(super::tty::Relay::start).transpose() {
+        Ok(relay) => {
+            let code = wait_forwarding(c, mask, relay.as_ref());
+            if let Some(r) = relay {
+                r.finish();
+            }
+            code
+        }
+        Err(e) => {
+            let _ = kill(Pid::from_raw(c.record.pid), Signal::SIGKILL);
+            Err(e)
+        }
+    };
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(mask), None);
+    code
+}
+
+/// Whether the bundle's process asks for a terminal.
+fn wants_terminal(bundle: &Path) -> bool {
+    super::spec::load_bundle(bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
+}
+
+/// Waits for the container's init (our child), passing signals on to it;
+/// with a terminal relay, window size changes go to the pty instead.
+pub fn wait_forwarding(
+    c: &Container,
+    mask: &SigSet,
+    relay: Option<&super::tty::Relay>,
+) -> Result<i32> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(mask), None).sys(|| "block signals".into())?;
     let pid = Pid::from_raw(c.record.pid);
     loop {
@@ -62,8 +106,12 @@ pub fn wait_forwarding(c: &Container, mask: &SigSet) -> Result<i32> {
             Err(e) => return Err(e).sys(|| format!("wait for container {}", c.id())),
         }
         let Ok(sig) = mask.wait() else { continue };
-        if sig != Signal::SIGCHLD {
-            let _ = kill(pid, sig);
+        match (sig, relay) {
+            (Signal::SIGCHLD, _) => {}
+            (Signal::SIGWINCH, Some(r)) => r.resize(),
+            _ => {
+                let _ = kill(pid, sig);
+            }
         }
     }
 }

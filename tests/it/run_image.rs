@@ -349,3 +349,52 @@ fn foreground_run_forwards_signals_and_reaps_zombies() {
     assert_eq!(child.wait().unwrap().code(), Some(3));
     assert!(s.containers().is_empty());
 }
+
+#[test]
+fn run_with_a_terminal_is_interactive_in_the_foreground() {
+    if !require_root("run_with_a_terminal_is_interactive_in_the_foreground")
+        || !crate::common::require_tool(
+            "run_with_a_terminal_is_interactive_in_the_foreground",
+            "script",
+        )
+    {
+        return;
+    }
+    let s = Scene::new();
+    // script(1) gives kiln a terminal of its own, as a user's shell would.
+    let kiln = format!(
+        "{} --store {} --root {}",
+        env!("CARGO_BIN_EXE_kiln"),
+        s.env.store().display(),
+        s.state().display()
+    );
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{kiln} run -t bb -- sh -c 'tty; exit 3'"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "the process has a pty: {text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+
+    // Typed input reaches an interactive shell; its output comes back.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{kiln} run -t bb"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo $((6*7))\nexit 5\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("42"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(s.containers().is_empty());
+}
