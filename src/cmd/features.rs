@@ -4,7 +4,13 @@ use anyhow::Result;
 use serde_json::json;
 
 pub fn print() -> Result<i32> {
-    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    // This host's layout: which hierarchy serves each controller.
+    let host = crate::runtime::cgroups::version_summary()
+        .ok()
+        .and_then(|s| serde_json::to_string(&s).ok())
+        .unwrap_or_default();
     let out = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -13,7 +19,7 @@ pub fn print() -> Result<i32> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
@@ -23,7 +29,10 @@ pub fn print() -> Result<i32> {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },
-        "annotations": {"run.kiln.rootfs.overlay": "lowerdir=…,upperdir=…,workdir=…: mount the root as an overlay inside the container"},
+        "annotations": {
+            "run.kiln.rootfs.overlay": "lowerdir=…,upperdir=…,workdir=…: mount the root as an overlay inside the container",
+            "run.kiln.host.cgroup": host,
+        },
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(0)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runtime benchmarks: starting a container, kiln against crun, runc and podman,
+# each group timed in ONE hyperfine run so the peers see the same machine.
+# Prints markdown tables of ratios (a peer's median over kiln's).
+#
+#   sudo bench/runtime.sh
+#
+# Needs root, hyperfine, runc, crun, podman, busybox-static, python3.
+# Group 1 (bundle, /bin/true): kiln run --bundle, crun run, runc run and the
+#   floor `unshare -mpui --fork true`. crun 1.8 refuses this host's hybrid
+#   cgroup layout, so the whole group runs in a private mount namespace with
+#   cgroup2 mounted on /sys/fs/cgroup (a cgroup2-only host without delegated
+#   controllers), crun with --cgroup-manager=disabled.
+# Group 2 (bundle on the host's own cgroups): kiln and runc, v1 fallback.
+# Group 3 (image): kiln run IMAGE true with the layers extracted, against the
+#   bundle case and `podman run --rm` of the same image (podman driving runc).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${KILN_BENCH_DIR:-/var/tmp/kiln-bench}/runtime
+RUNS=${RUNS:-200}
+[ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: run as root" >&2; exit 1; }
+for t in cargo hyperfine runc crun podman python3 unshare; do
+    command -v "$t" >/dev/null || { echo "bench/runtime.sh: $t is not installed" >&2; exit 1; }
+done
+rm -rf "$BENCH"
+mkdir -p "$BENCH/res"
+
+echo "== building kiln (release)" >&2
+TARGET=${CARGO_TARGET_DIR:-$BENCH/../target}
+CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+KILN="$TARGET/release/kiln"
+
+# One busybox bundle, /bin/true as the process; runc's default config.
+B="$BENCH/bundle"
+mkdir -p "$B"
+"$ROOT/rootfs-fixtures/busybox.sh" "$B/rootfs" >/dev/null
+( cd "$B" && runc spec )
+python3 - "$B/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+c["root"]["readonly"] = False
+json.dump(c, open(p, "w"), indent=1)
+PY
+
+HF=(hyperfine -N --warmup 20 --runs "$RUNS" --style none)
+
+echo "== group 1: bundle, cgroup2 mount namespace" >&2
+cat > "$BENCH/group1.sh" <<EOF
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mount -t cgroup2 none /sys/fs/cgroup
+exec ${HF[*]} --export-json $BENCH/res/bundle-cg2.json \\
+  -n kiln "$KILN --root $BENCH/state-k run --bundle $B k" \\
+  -n crun "crun --cgroup-manager=disabled --root $BENCH/state-c run --bundle $B c" \\
+  -n runc "runc --root $BENCH/state-r run --bundle $B r" \\
+  -n floor "unshare -mpui --fork true"
+EOF
+chmod +x "$BENCH/group1.sh"
+unshare -m "$BENCH/group1.sh" >&2
+
+echo "== group 2: bundle, the host's cgroups (v1 fallback here)" >&2
+"${HF[@]}" --export-json "$BENCH/res/bundle-host.json" \
+  -n kiln "$KILN --root $BENCH/state-k run --bundle $B k" \
+  -n runc "runc --root $BENCH/state-r run --bundle $B r" >&2
+
+echo "== group 3: image" >&2
+export KILN_STORE="$BENCH/store"
+"$KILN" image from-dir "$B/rootfs" --name bench:img --cmd /bin/true >/dev/null
+"$KILN" image export bench:img -o "$BENCH/img.tar"
+"$KILN" --root "$BENCH/state-k" run bench:img true  # extracts the layer once
+# podman in a private mount namespace on vfs, with this host's quirks.
+cat > "$BENCH/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+cgroup_manager = "cgroupfs"
+EOF
+cat > "$BENCH/group3.sh" <<EOF
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mount -t tmpfs none /var/lib/containers 2>/dev/null || { mkdir -p /var/lib/containers; mount -t tmpfs none /var/lib/containers; }
+mount -t tmpfs none /run/containers 2>/dev/null || true
+export CONTAINERS_CONF=$BENCH/containers.conf
+P="podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none"
+\$P load -q -i $BENCH/img.tar >/dev/null
+exec hyperfine -N --warmup 3 --runs 30 --style none --export-json $BENCH/res/image.json \\
+  -n kiln-image "$KILN --root $BENCH/state-k run bench:img true" \\
+  -n kiln-bundle "$KILN --root $BENCH/state-k run --bundle $B k" \\
+  -n podman "\$P run --rm --net none localhost/bench:img true"
+EOF
+chmod +x "$BENCH/group3.sh"
+unshare -m "$BENCH/group3.sh" >&2
+
+python3 - "$BENCH/res" <<'PY'
+import json, os, sys
+res = sys.argv[1]
+def table(name, title, base):
+    r = {x["command"]: x for x in json.load(open(os.path.join(res, name)))["results"]}
+    b = r[base]["median"]
+    print(f"\n### {title}\n\n| command | median | mean ± σ | ratio to {base} |\n| --- | ---: | ---: | ---: |")
+    for cmd, x in r.items():
+        print(f"| {cmd} | {x['median']*1e3:.2f} ms | {x['mean']*1e3:.2f} ± {x['stddev']*1e3:.2f} ms | {x['median']/b:.2f} |")
+table("bundle-cg2.json", "Bundle, /bin/true (cgroup2 mount namespace)", "crun")
+table("bundle-host.json", "Bundle, /bin/true (host cgroups, v1 fallback)", "runc")
+table("image.json", "Image, true (layers already extracted)", "podman")
+PY
