@@ -4,10 +4,13 @@ use clap::Parser;
 
 fn main() {
     let cli = kiln::cli::Cli::parse();
+    let global = cli.global.clone();
     let code = match kiln::cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kiln: {}", report(&e));
+            let msg = report(&e);
+            eprintln!("kiln: {msg}");
+            kiln::cmd::log_error(&global, &msg);
             e.downcast_ref::<kiln::runtime::Error>()
                 .map_or(kiln::cmd::EXIT_FAILURE, |r| r.exit_code())
         }

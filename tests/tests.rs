@@ -22,5 +22,7 @@ mod layer_cache;
 mod run_image;
 #[path = "it/runtime.rs"]
 mod runtime;
+#[path = "it/runtime_interop.rs"]
+mod runtime_interop;
 #[path = "it/store.rs"]
 mod store;

@@ -45,6 +45,9 @@ pub struct Global {
     /// Verbose logging
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Accepted for runc compatibility (kiln does not checkpoint)
+    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    pub criu: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -23,6 +23,9 @@ pub struct CreateArgs {
     /// Pass this many file descriptors (from fd 3 on) into the container
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
+    /// Unix socket that receives a pidfd of the container's init
+    #[arg(long, value_name = "SOCKET")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Container id
     pub id: String,
 }
@@ -92,6 +95,12 @@ pub struct ExecArgs {
     /// Pass this many file descriptors (from fd 3 on) into the process
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long, value_name = "SOCKET")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Allow exec in a paused container (the process starts frozen)
+    #[arg(long)]
+    pub ignore_paused: bool,
     /// Accepted for runc compatibility
     #[arg(long, hide = true)]
     pub process_label: Option<String>,
@@ -164,7 +173,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub cpu_period: Option<u64>,
     /// CPU shares (relative weight)
-    #[arg(long)]
+    #[arg(long, alias = "cpu-share")]
     pub cpu_shares: Option<u64>,
     /// CPUs allowed (e.g. 0-1)
     #[arg(long)]

@@ -7,6 +7,8 @@ mod resources;
 mod run;
 mod runtime;
 
+pub use runtime::log_error;
+
 use crate::cli::{Cli, Command, Global};
 use anyhow::{Result, bail};
 use std::path::PathBuf;

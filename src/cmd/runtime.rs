@@ -9,13 +9,21 @@ use crate::runtime::exec::ExecOpts;
 use crate::runtime::process::Mode;
 use crate::runtime::{self as rt, Error, default_state_root};
 use anyhow::{Context, Result, bail};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 pub fn state_root(g: &Global) -> PathBuf {
     g.root.clone().unwrap_or_else(default_state_root)
 }
 
+/// Connects to `--console-socket` here, on the host: the container's init
+/// may join a mount namespace where the socket's path is not visible.
+fn console_fd(socket: Option<&std::path::Path>) -> Result<Option<OwnedFd>, Error> {
+    socket.map(rt::console::connect_socket).transpose()
+}
+
 pub fn create_cmd(g: &Global, a: CreateArgs) -> Result<i32, Error> {
+    let console = console_fd(a.console_socket.as_deref())?;
     let o = CreateOpts {
         id: a.id,
         bundle: a.bundle,
@@ -26,12 +34,19 @@ pub fn create_cmd(g: &Global, a: CreateArgs) -> Result<i32, Error> {
         systemd_cgroup: g.systemd_cgroup,
         kiln_init: false,
     };
-    create(&state_root(g), &o, Mode::Create, None)?;
+    let c = create(&state_root(g), &o, Mode::Create, console)?;
+    if let Some(sock) = &a.pidfd_socket
+        && let Err(e) = rt::console::send_pidfd(sock, c.record.pid)
+    {
+        let _ = rt::delete::delete(&state_root(g), c.id(), true);
+        return Err(e);
+    }
     Ok(0)
 }
 
 /// `kiln run --bundle B ID`.
 pub fn run_bundle(g: &Global, a: RunArgs, bundle: PathBuf) -> Result<i32, Error> {
+    let console = console_fd(a.console_socket.as_deref())?;
     let o = CreateOpts {
         id: a.target,
         bundle,
@@ -42,7 +57,7 @@ pub fn run_bundle(g: &Global, a: RunArgs, bundle: PathBuf) -> Result<i32, Error>
         systemd_cgroup: g.systemd_cgroup,
         kiln_init: false,
     };
-    rt::run::run(&state_root(g), &o, a.detach, a.keep, None)
+    rt::run::run(&state_root(g), &o, a.detach, a.keep, console)
 }
 
 pub fn exec_cmd(g: &Global, a: ExecArgs) -> Result<i32, Error> {
@@ -65,6 +80,8 @@ pub fn exec_cmd(g: &Global, a: ExecArgs) -> Result<i32, Error> {
         preserve_fds: a.preserve_fds,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
+        pidfd_socket: a.pidfd_socket,
+        ignore_paused: a.ignore_paused,
     };
     rt::exec::exec(&state_root(g), &o, None)
 }
@@ -187,5 +204,60 @@ pub fn events(g: &Global, a: EventsArgs) -> Result<i32> {
             return Ok(0);
         }
         std::thread::sleep(interval);
+    }
+}
+
+/// Appends an error to `--log` as runc does: logrus's JSON line
+/// (`{"level":"error","msg":…,"time":…}`) with `--log-format json`, its text
+/// line otherwise. containerd's shim and podman read the last error from this
+/// file to report why the runtime failed. Does nothing without `--log`.
+pub fn log_error(g: &Global, msg: &str) {
+    let Some(path) = &g.log else { return };
+    let line = log_line(&g.log_format, "error", msg, &rt::container::now_rfc3339());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut f) = file {
+        use std::io::Write;
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// One log line in runc's `json` or `text` format.
+fn log_line(format: &str, level: &str, msg: &str, time: &str) -> String {
+    if format == "json" {
+        let v = serde_json::json!({"level": level, "msg": msg, "time": time});
+        format!("{v}\n")
+    } else {
+        let quoted = serde_json::Value::from(msg);
+        format!("time=\"{time}\" level={level} msg={quoted}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_runcs() {
+        let t = "2024-01-02T03:04:05.000000006Z";
+        let json = log_line("json", "error", "container x: \"bad\"", t);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "container x: \"bad\"");
+        assert_eq!(v["time"], t);
+        assert!(json.ends_with('\n') && json.lines().count() == 1);
+        assert_eq!(
+            log_line("text", "error", "a\nb", t),
+            format!("time=\"{t}\" level=error msg=\"a\\nb\"\n")
+        );
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, 0));
+        assert_eq!(parse_user("1:2").unwrap(), (1, 2));
+        assert!(parse_user("root").is_err());
     }
 }

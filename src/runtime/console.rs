@@ -1,5 +1,6 @@
 //! Terminals: the container's pty is created inside it (on its devpts), and
-//! the master end goes to the caller over `--console-socket` (SCM_RIGHTS), as runc does.
+//! the master end goes to the caller over `--console-socket` (SCM_RIGHTS), as runc does;
+//! `--pidfd-socket` gets a pidfd of the process the same way.
 
 use super::sync::send_fd;
 use super::{Context, Result};
@@ -67,4 +68,17 @@ pub fn setup(sock: Option<&OwnedFd>) -> Result<Option<OwnedFd>> {
         }
         None => Ok(Some(master)),
     }
+}
+
+/// Sends a pidfd of `pid` to the unix socket at `path` (runc's
+/// `--pidfd-socket`): the receiver can then signal and wait for the process
+/// without racing pid reuse.
+pub fn send_pidfd(path: &Path, pid: i32) -> Result<()> {
+    // SAFETY: pidfd_open takes a pid and a flags word and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let raw = nix::errno::Errno::result(raw).sys(|| format!("open a pidfd for pid {pid}"))?;
+    // SAFETY: pidfd_open just returned this descriptor; nothing else owns it.
+    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
+    let sock = connect_socket(path)?;
+    send_fd(sock.as_raw_fd(), pidfd.as_raw_fd()).ctx("send pidfd to", path)
 }

@@ -84,6 +84,15 @@ fn create_in(
     if mode == Mode::Create {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .ctx("create", &fifo)?;
+        // Init opens it from inside its user namespace, as the container's root.
+        if let Some((uid, gid)) = host_root(spec) {
+            nix::unistd::chown(
+                &fifo,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .ctx("chown", &fifo)?;
+        }
     }
     let cgroup = make_cgroup(c.id(), spec, o.systemd_cgroup)?;
     c.record.cgroup = cgroup.as_ref().map(|cg| cg.paths().clone());
@@ -148,6 +157,21 @@ fn make_cgroup(id: &str, spec: &oci_spec::runtime::Spec, systemd: bool) -> Resul
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The host uid and gid of the container's root, when its user namespace maps them.
+fn host_root(spec: &oci_spec::runtime::Spec) -> Option<(u32, u32)> {
+    let linux = spec.linux().as_ref()?;
+    let root_of = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_deref()?
+            .iter()
+            .find(|m| m.container_id() == 0 && m.size() > 0)
+            .map(|m| m.host_id())
+    };
+    Some((
+        root_of(linux.uid_mappings())?,
+        root_of(linux.gid_mappings())?,
+    ))
 }
 
 /// Writes the pid file atomically (containerd and podman read it).

@@ -29,20 +29,41 @@ pub struct ExecOpts {
     pub preserve_fds: i32,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
+    /// Receives a pidfd of the process (`--pidfd-socket`).
+    pub pidfd_socket: Option<PathBuf>,
+    /// Exec even in a paused container (the process starts frozen).
+    pub ignore_paused: bool,
 }
 
 /// Runs the process; returns its exit status (0 when detached).
 pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i32> {
     let c = Container::load(root, &o.id)?;
-    let status = c.require("exec in", Status::can_exec)?;
-    if status != Status::Running {
+    let status = c.status();
+    let paused_ok = o.ignore_paused && status == Status::Paused;
+    if status != Status::Running && !paused_ok {
         return Err(Error::container(
             &o.id,
             format!("cannot exec in a {status} container"),
         ));
     }
     let mut spec = c.config()?;
-    spec.set_process(Some(build_process(&spec, o)?));
+    let process = build_process(&spec, o)?;
+    // Connected here, on the host: the child joins the container's mount
+    // namespace before it could reach the socket's path.
+    let terminal = process.terminal().unwrap_or(false);
+    let mut relay_end = None;
+    let console_fd = match (console_fd, &o.console_socket) {
+        (Some(fd), _) => Some(fd),
+        (None, Some(path)) if terminal => Some(super::console::connect_socket(path)?),
+        // No console socket: kiln relays the terminal in the foreground.
+        (None, None) if terminal && !o.detach => {
+            let (theirs, ours) = super::tty::channel()?;
+            relay_end = Some(ours);
+            Some(theirs)
+        }
+        (None, _) => None,
+    };
+    spec.set_process(Some(process));
     let launch = Launch {
         id: o.id.clone(),
         spec,
@@ -60,6 +81,9 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
     let pid = process::spawn(&launch, cgroup.as_ref(), |_| Ok(()))?;
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid.as_raw())?;
+    }
+    if let Some(sock) = &o.pidfd_socket {
+        super::console::send_pidfd(sock, pid.as_raw())?;
     }
     if o.detach {
         return Ok(0);
@@ -84,7 +108,7 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
             ..c.record.clone()
         },
     };
-    super::run::foreground(&waiter, &mask, None)
+    super::run::foreground(&waiter, &mask, relay_end.as_ref())
 }
 
 /// The exec'd process: `--process` JSON, or the container's own process with

@@ -25,7 +25,15 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 
 pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     let c = Container::load(root, id)?;
-    let status = c.require("kill", Status::can_kill)?;
+    let status = c.status();
+    if !status.can_kill() {
+        // runc's words: podman and containerd's shim match on them to tell
+        // "already exited" from a real failure.
+        return Err(Error::container(
+            id,
+            format!("cannot kill a {status} container: container not running"),
+        ));
+    }
     match (all, c.cgroup()) {
         (true, Some(cg)) => cg.kill_all(sig as i32)?,
         _ => send(Pid::from_raw(c.record.pid), sig)

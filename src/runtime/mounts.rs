@@ -61,6 +61,8 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
                 o.propagation.push(propagation(opt).expect("listed above"));
                 continue;
             }
+            // Not mount(2) options: `mount_entry` acts on them (runc's extension).
+            "tmpcopyup" | "notmpcopyup" => continue,
             "idmap" | "ridmap" => {
                 return Err(Error::Config(format!(
                     "mount option {opt:?} is not supported"
@@ -213,6 +215,9 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
                 data,
             )
             .sys(what)?;
+            if typ == "tmpfs" && wants_copy_up(m) {
+                copy_up(target.as_fd(), root, &dest)?;
+            }
         }
     }
     if !opts.propagation.is_empty() {
@@ -226,6 +231,52 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
                 None::<&str>,
             )
             .sys(what)?;
+        }
+    }
+    Ok(())
+}
+
+/// runc's `tmpcopyup` (podman asks for it on the tmpfs it mounts over /run,
+/// /tmp and /var/tmp of a read-only container): the last of `tmpcopyup` and
+/// `notmpcopyup` wins.
+fn wants_copy_up(m: &Mount) -> bool {
+    let opts = m.options().as_deref().unwrap_or(&[]);
+    opts.iter()
+        .rev()
+        .find(|o| *o == "tmpcopyup" || *o == "notmpcopyup")
+        .is_some_and(|o| o == "tmpcopyup")
+}
+
+/// Fills the tmpfs just mounted on `dest` with what the directory under it
+/// holds: `under` was opened before the mount, so it still names that directory.
+fn copy_up(under: BorrowedFd, root: BorrowedFd, dest: &str) -> Result<()> {
+    let top = reopen(root, dest)?;
+    copy_tree(&fd_path(under), &fd_path(top.as_fd()))
+        .ctx("copy up into the tmpfs on", Path::new(dest))
+}
+
+/// Copies directories, regular files and symlinks (never followed) with their
+/// owners and modes; device nodes, fifos and sockets are left out.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let md = std::fs::symlink_metadata(&src)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
         }
     }
     Ok(())
@@ -292,13 +343,18 @@ fn mount_cgroup_at(
     let unified_only = nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
     if typ == "cgroup2" || unified_only {
-        return mount(
+        return match mount(
             Some("cgroup2"),
             target,
             Some("cgroup2"),
             flags,
             None::<&str>,
-        );
+        ) {
+            Err(Errno::EPERM) if unified_only => {
+                bind_own_cgroup("/sys/fs/cgroup", target, flags, |c| c.is_empty())
+            }
+            other => other,
+        };
     }
     let ro = flags & MsFlags::MS_RDONLY;
     mount(
@@ -331,7 +387,10 @@ fn mount_cgroup_at(
         let sub = target.join(name);
         let _ = std::fs::create_dir(&sub);
         if fstype == "cgroup2" {
-            mount(Some("cgroup2"), &sub, Some("cgroup2"), flags, None::<&str>)?;
+            match mount(Some("cgroup2"), &sub, Some("cgroup2"), flags, None::<&str>) {
+                Err(Errno::EPERM) => bind_own_cgroup(mnt, &sub, flags, |c| c.is_empty())?,
+                other => other?,
+            }
         } else if fstype == "cgroup" {
             let keep: Vec<&str> = opts
                 .split(',')
@@ -342,13 +401,18 @@ fn mount_cgroup_at(
                     )
                 })
                 .collect();
-            mount(
+            match mount(
                 Some("cgroup"),
                 &sub,
                 Some("cgroup"),
                 flags,
                 Some(keep.join(",").as_str()),
-            )?;
+            ) {
+                Err(Errno::EPERM) => bind_own_cgroup(mnt, &sub, flags, |c| {
+                    !c.is_empty() && c.split(',').all(|c| keep.contains(&c))
+                })?,
+                other => other?,
+            }
         }
     }
     if !ro.is_empty() {
@@ -361,6 +425,31 @@ fn mount_cgroup_at(
         )?;
     }
     Ok(())
+}
+
+/// Where a hierarchy cannot be mounted (a user namespace without a cgroup
+/// namespace), binds this process's own cgroup of it from the host mount
+/// `host`, as runc does; `ours` picks the /proc/self/cgroup line by its
+/// controllers field.
+fn bind_own_cgroup(
+    host: &str,
+    sub: &Path,
+    flags: MsFlags,
+    ours: impl Fn(&str) -> bool,
+) -> nix::Result<()> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path = own
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            ours(controllers).then_some(path)
+        })
+        .ok_or(Errno::ENOENT)?;
+    let src = Path::new(host).join(path.trim_start_matches('/'));
+    let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(&src), sub, None::<&str>, rec, None::<&str>)?;
+    remount_bind(sub, flags & !(rec | MsFlags::MS_REMOUNT))
 }
 
 #[cfg(test)]

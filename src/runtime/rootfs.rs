@@ -48,14 +48,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Res
         .as_ref()
         .and_then(|a| a.get(OVERLAY_ANNOTATION));
     match overlay {
-        Some(opts) => mount(
-            Some("overlay"),
-            rootfs,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .ctx("mount overlay root on", rootfs)?,
+        Some(opts) => mount_overlay(rootfs, opts)?,
         // pivot_root needs the new root to be a mount point.
         None => mount(
             Some(rootfs),
@@ -292,4 +285,24 @@ fn readonly(path: &Path) -> Result<()> {
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
     )
     .sys(what)
+}
+
+/// Mounts the overlay root; kernels before 5.10 do not know `volatile`.
+fn mount_overlay(rootfs: &Path, opts: &str) -> Result<()> {
+    let try_mount = |o: &str| {
+        mount(
+            Some("overlay"),
+            rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(o),
+        )
+    };
+    match try_mount(opts) {
+        Err(nix::errno::Errno::EINVAL) if opts.contains(",volatile") => {
+            try_mount(&opts.replace(",volatile", ""))
+        }
+        other => other,
+    }
+    .ctx("mount overlay root on", rootfs)
 }
