@@ -36,4 +36,4 @@ need_cargo() {
 
 # What the demo needs, and what the test suite needs on top.
 DEMO_PACKAGES=(libseccomp-dev pkg-config busybox-static ca-certificates)
-TEST_PACKAGES=(libseccomp-dev pkg-config busybox-static skopeo umoci podman runc crun containerd uidmap python3 tar gzip)
+TEST_PACKAGES=(libseccomp-dev pkg-config busybox-static skopeo umoci podman runc crun containerd uidmap python3 tar gzip qemu-system-x86 linux-image-amd64 cpio bsdutils)

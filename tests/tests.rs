@@ -12,12 +12,16 @@ mod bad_input;
 mod bundle;
 #[path = "it/cli.rs"]
 mod cli;
+#[path = "it/escapes.rs"]
+mod escapes;
 #[path = "it/hostile.rs"]
 mod hostile;
 #[path = "it/interop.rs"]
 mod interop;
 #[path = "it/layer_cache.rs"]
 mod layer_cache;
+#[path = "it/limits.rs"]
+mod limits;
 #[path = "it/run_image.rs"]
 mod run_image;
 #[path = "it/runtime.rs"]

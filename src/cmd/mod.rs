@@ -18,6 +18,13 @@ pub const EXIT_FAILURE: i32 = 125;
 
 /// Runs the parsed command; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        // Before anything else: containers must never see a writable kiln binary.
+        crate::runtime::exeseal::ensure_sealed()?;
+    }
     let g = &cli.global;
     match cli.command {
         Command::Image(cmd) => image::run(g, cmd),

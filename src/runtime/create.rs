@@ -109,6 +109,7 @@ fn create_in(
         no_pivot: o.no_pivot,
         preserve_fds: o.preserve_fds,
         kiln_init: o.kiln_init,
+        seccomp: process::seccomp_filter(spec, c.dir.parent().unwrap_or(Path::new(".")))?,
     };
     let record = c.record.clone();
     let pid = process::spawn(&launch, cgroup.as_ref(), |pid| {

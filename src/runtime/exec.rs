@@ -5,8 +5,8 @@ use super::container::Container;
 use super::create::write_pid_file;
 use super::process::{self, Launch, Mode};
 use super::state::Status;
-use super::{Error, Result};
-use nix::sys::signal::{SigSet, Signal};
+use super::{Context, Error, Result};
+use nix::sys::signal::{SigmaskHow, sigprocmask};
 use oci_spec::runtime::Process;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,7 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
         (None, _) => None,
     };
     spec.set_process(Some(process));
+    let seccomp = process::seccomp_filter(&spec, root)?;
     let launch = Launch {
         id: o.id.clone(),
         spec,
@@ -76,31 +77,30 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
         no_pivot: false,
         preserve_fds: o.preserve_fds,
         kiln_init: false,
+        seccomp,
     };
     let cgroup = c.cgroup();
-    let pid = process::spawn(&launch, cgroup.as_ref(), |_| Ok(()))?;
-    if let Some(p) = &o.pid_file {
-        write_pid_file(p, pid.as_raw())?;
+    let mask = super::run::forwarded_signals();
+    // Blocked before the process exists, so no signal is lost before the wait.
+    if !o.detach {
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).sys(|| "block signals".into())?;
     }
-    if let Some(sock) = &o.pidfd_socket {
-        super::console::send_pidfd(sock, pid.as_raw())?;
-    }
-    if o.detach {
-        return Ok(0);
-    }
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-        Signal::SIGCHLD,
-    ] {
-        mask.add(s);
-    }
+    let started = process::spawn(&launch, cgroup.as_ref(), |_| Ok(())).and_then(|pid| {
+        if let Some(p) = &o.pid_file {
+            write_pid_file(p, pid.as_raw())?;
+        }
+        if let Some(sock) = &o.pidfd_socket {
+            super::console::send_pidfd(sock, pid.as_raw())?;
+        }
+        Ok(pid)
+    });
+    let pid = match started {
+        Ok(pid) if !o.detach => pid,
+        other => {
+            let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&mask), None);
+            return other.map(|_| 0);
+        }
+    };
     let waiter = Container {
         dir: c.dir.clone(),
         record: super::state::Record {

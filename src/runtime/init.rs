@@ -11,11 +11,18 @@ use nix::sys::stat::Mode as FMode;
 use oci_spec::runtime::Spec;
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Runs every step; returns only on failure.
 pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
+    // The caller may block signals it waits for; the container starts with none blocked.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .sys(|| "reset the signal mask".into())?;
     chan.expect(Msg::Go)?;
     enter_namespaces(plan)?;
     if matches!(l.mode, Mode::Exec { .. }) {
@@ -48,15 +55,20 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     drop(console);
     process_settings(&l.spec)?;
     let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
-    let seccomp = compile_seccomp(&l.spec)?;
-    if !nnp && let Some(f) = &seccomp {
+    let seccomp = l.seccomp.as_ref();
+    if !nnp && let Some(f) = seccomp {
         // Without no_new_privs, loading needs CAP_SYS_ADMIN, so it happens before dropping it.
         f.load()?;
     }
     drop_privileges(&l.spec, plan)?;
+    // No host fd may be open while the container's cwd is looked up (CVE-2024-21626).
+    let own: Vec<RawFd> = [Some(chan.raw()), fifo.as_ref().map(|f| f.as_raw_fd())]
+        .into_iter()
+        .flatten()
+        .collect();
+    close_inherited_fds(l.preserve_fds, &own)?;
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
-    close_inherited_fds(l.preserve_fds)?;
     chan.send(&Msg::Ready)?;
     if let Some(fifo) = fifo {
         wait_for_start(&fifo)?;
@@ -69,7 +81,7 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     )?;
     if nnp {
         security::set_no_new_privs()?;
-        if let Some(f) = &seccomp {
+        if let Some(f) = seccomp {
             f.load()?;
         }
     }
@@ -93,18 +105,18 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     }
     process_settings(&l.spec)?;
     let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
-    let seccomp = compile_seccomp(&l.spec)?;
-    if !nnp && let Some(f) = &seccomp {
+    let seccomp = l.seccomp.as_ref();
+    if !nnp && let Some(f) = seccomp {
         f.load()?;
     }
     drop_privileges(&l.spec, plan)?;
+    close_inherited_fds(l.preserve_fds, &[chan.raw()])?;
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
-    close_inherited_fds(l.preserve_fds)?;
     chan.send(&Msg::Ready)?;
     if nnp {
         security::set_no_new_privs()?;
-        if let Some(f) = &seccomp {
+        if let Some(f) = seccomp {
             f.load()?;
         }
     }
@@ -226,13 +238,6 @@ fn process_settings(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn compile_seccomp(spec: &Spec) -> Result<Option<super::seccomp::Filter>> {
-    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(cfg) => Ok(Some(super::seccomp::compile(cfg)?)),
-        None => Ok(None),
-    }
-}
-
 fn drop_privileges(spec: &Spec, plan: &Plan) -> Result<()> {
     let p = process(spec);
     let setgroups_allowed = !plan.new_user()
@@ -308,21 +313,37 @@ fn find_executable(spec: &Spec) -> Result<PathBuf> {
     }
 }
 
-/// Everything from fd 3 + preserve_fds up closes on exec: no host fd leaks in.
-fn close_inherited_fds(preserve: i32) -> Result<()> {
+/// Closes every fd from 3 + preserve_fds up except `keep` (init's own channel
+/// and exec fifo), then marks what is left close-on-exec: no host fd stays
+/// open into the container, not even for a lookup through /proc/self/fd.
+fn close_inherited_fds(preserve: i32, keep: &[RawFd]) -> Result<()> {
     let first = 3 + preserve.max(0) as u32;
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first && fd < u32::MAX)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            close_range(from, k - 1, 0)?;
+        }
+        from = k + 1;
+    }
+    close_range(from, u32::MAX, 0)?;
+    close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+}
+
+/// close_range(2): closes (or with CLOSE_RANGE_CLOEXEC, marks) fds `first..=last`.
+fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<()> {
+    // SAFETY: close_range takes plain integers; the fds it closes are owned by
+    // nothing that runs afterwards in this process (init execs or exits).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
     nix::errno::Errno::result(rc)
         .map(drop)
-        .sys(|| "mark inherited fds close-on-exec".into())
+        .sys(|| format!("close inherited fds {first}..={last}"))
 }
 
 /// Blocks until `kiln start` writes to the exec fifo.

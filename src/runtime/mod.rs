@@ -11,6 +11,7 @@ pub mod container;
 pub mod create;
 pub mod delete;
 pub mod exec;
+pub mod exeseal;
 pub mod hooks;
 pub mod image_spec;
 pub mod init;

@@ -13,7 +13,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Whether init waits for `start` or runs the process at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,20 @@ pub struct Launch {
     pub preserve_fds: i32,
     /// Stay as pid 1, reaping zombies and forwarding signals (`kiln run --init`).
     pub kiln_init: bool,
+    /// linux.seccomp, compiled before the clone (see `seccomp_filter`).
+    pub seccomp: Option<super::seccomp::Filter>,
+}
+
+/// The container's seccomp filter, compiled here rather than in the init (a
+/// profile takes libseccomp ~15 ms) and cached under the state root, keyed by
+/// the profile: every container with the same profile reuses the BPF. The
+/// cache's name is not a valid container id, so `list` never sees it.
+pub fn seccomp_filter(spec: &Spec, state_root: &Path) -> Result<Option<super::seccomp::Filter>> {
+    let Some(cfg) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let cache = state_root.join("@seccomp-cache");
+    Ok(Some(super::seccomp::compile_cached(cfg, &cache)?))
 }
 
 /// Clones the container's init and drives it until it is ready. `hooks` runs

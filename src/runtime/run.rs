@@ -24,6 +24,16 @@ const FORWARDED: [Signal; 9] = [
     Signal::SIGTSTP,
 ];
 
+/// The signals a foreground kiln waits for: the forwarded ones and SIGCHLD.
+pub fn forwarded_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask
+}
+
 /// Runs the container; returns its exit status (128+N for signal N), or 0 when detached.
 pub fn run(
     root: &Path,
@@ -32,11 +42,7 @@ pub fn run(
     keep: bool,
     console_fd: Option<OwnedFd>,
 ) -> Result<i32> {
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
+    let mask = forwarded_signals();
     // A terminal with nowhere to send it: kiln is the terminal, in the foreground.
     let relay_channel = match (&console_fd, &o.console_socket) {
         (None, None) if !detach && wants_terminal(&o.bundle) => Some(super::tty::channel()?),
@@ -46,11 +52,20 @@ pub fn run(
         Some((theirs, ours)) => (Some(theirs), Some(ours)),
         None => (console_fd, None),
     };
-    let c = create(root, o, Mode::Run, console_fd)?;
-    super::start::poststart(&c)?;
-    if detach {
-        return Ok(0);
+    // Signals wait from before the process exists: one that came between its
+    // start and the wait would kill kiln and orphan the container.
+    if !detach {
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).sys(|| "block signals".into())?;
     }
+    let created = create(root, o, Mode::Run, console_fd)
+        .and_then(|c| super::start::poststart(&c).map(|()| c));
+    let c = match created {
+        Ok(c) if !detach => c,
+        other => {
+            let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&mask), None);
+            return other.map(|_| 0);
+        }
+    };
     let code = foreground(&c, &mask, ours.as_ref());
     if !keep {
         delete::delete(root, c.id(), true)?;

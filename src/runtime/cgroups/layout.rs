@@ -71,7 +71,7 @@ impl Layout {
     pub fn parse(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Result<Layout> {
         let own = parse_proc_cgroup(proc_cgroup)?;
         let mut layout = Layout::default();
-        for m in mountinfo.lines().filter_map(parse_mount_line) {
+        for m in visible_cgroup_mounts(mountinfo) {
             let mountpoint = fs_root.join(m.mountpoint.strip_prefix("/").unwrap_or(&m.mountpoint));
             if m.fstype == "cgroup2" {
                 if layout.unified.is_some() {
@@ -153,10 +153,49 @@ fn parse_proc_cgroup(text: &str) -> Result<BTreeMap<String, String>> {
 }
 
 struct MountLine {
+    id: u64,
+    parent: u64,
     root: PathBuf,
     mountpoint: PathBuf,
     fstype: String,
     super_opts: String,
+}
+
+/// The cgroup and cgroup2 mounts of `mountinfo` that path lookup can reach,
+/// in mountinfo order. A mount is hidden when a mount listed after it sits at
+/// or above its mountpoint without being one of its ancestors: cgroup2
+/// mounted over a hybrid host's /sys/fs/cgroup in a private mount namespace
+/// hides the v1 mounts below it, which mountinfo still lists.
+fn visible_cgroup_mounts(mountinfo: &str) -> Vec<MountLine> {
+    let mut all: Vec<MountLine> = mountinfo.lines().filter_map(parse_mount_line).collect();
+    let parents: BTreeMap<u64, u64> = all.iter().map(|m| (m.id, m.parent)).collect();
+    let is_ancestor = |a: u64, m: &MountLine| {
+        let mut cur = m.parent;
+        // Bounded walk: a malformed mountinfo must not loop forever.
+        for _ in 0..=parents.len() {
+            if cur == a {
+                return true;
+            }
+            match parents.get(&cur) {
+                Some(&p) if p != cur => cur = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let hidden: Vec<bool> = all
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.fstype.starts_with("cgroup")
+                && all[i + 1..]
+                    .iter()
+                    .any(|n| m.mountpoint.starts_with(&n.mountpoint) && !is_ancestor(n.id, m))
+        })
+        .collect();
+    let mut keep = hidden.into_iter();
+    all.retain(|m| !keep.next().unwrap_or(false) && m.fstype.starts_with("cgroup"));
+    all
 }
 
 /// One mountinfo line: "id parent maj:min root mountpoint opts [optional...] - fstype source superopts".
@@ -167,10 +206,12 @@ fn parse_mount_line(line: &str) -> Option<MountLine> {
     let fstype = right.next()?;
     let _source = right.next()?;
     let super_opts = right.next().unwrap_or("");
-    if fields.len() < 5 || !fstype.starts_with("cgroup") {
+    if fields.len() < 5 {
         return None;
     }
     Some(MountLine {
+        id: fields[0].parse().ok()?,
+        parent: fields[1].parse().ok()?,
         root: PathBuf::from(unescape(fields[3])),
         mountpoint: PathBuf::from(unescape(fields[4])),
         fstype: fstype.to_string(),

@@ -13,7 +13,11 @@
 //!   be enabled in the caller's own cgroup because it holds processes, and the
 //!   only process there is the caller itself, the caller moves itself into the
 //!   leaf "<own>/kiln-init" (a descendant of its own cgroup, never elsewhere)
-//!   and retries. Other processes are never moved.
+//!   and retries. Other processes are never moved, and a cgroup that holds
+//!   processes never gets controllers otherwise: the threaded ones the kernel
+//!   would accept there make it a thread root that refuses processes below.
+//! - Mounts hidden by a later mount at or above them (cgroup2 mounted over a
+//!   hybrid host's /sys/fs/cgroup in a private mount namespace) are ignored.
 //! - Device rules on v1 use devices.allow/deny (deny all, then the rules, then
 //!   the standard devices every container needs); on v2 an eBPF device filter
 //!   is attached (`bpf`).

@@ -7,8 +7,10 @@ use serde_json::json;
 use std::fs;
 use tempfile::TempDir;
 
-/// This dev host's /proc/self/mountinfo (cgroup lines) and /proc/self/cgroup.
+/// This dev host's /proc/self/mountinfo (the lines on the way to the cgroup
+/// mounts) and /proc/self/cgroup. As there, "/" is listed after mounts below it.
 const HYBRID_MOUNTINFO: &str = "\
+23 22 0:22 / /sys rw,relatime - sysfs sysfs rw
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
@@ -123,6 +125,41 @@ fn layout_of_this_host() {
     assert!(!s.controllers.contains_key("name=systemd"));
 }
 
+/// Regression: in a private mount namespace where cgroup2 was mounted over a
+/// hybrid host's /sys/fs/cgroup, mountinfo still lists the hidden v1 mounts
+/// (and the hidden cgroup2 at /sys/fs/cgroup/unified); discovery picked them
+/// and `kiln run` failed with "create cgroup /sys/fs/cgroup/cpu/kiln-x: No such file".
+#[test]
+fn mounts_shadowed_by_a_later_mount_are_ignored() {
+    let tmp = TempDir::new().unwrap();
+    let cg = tmp.path().join("sys/fs/cgroup");
+    put(&cg, "cgroup.controllers", "cpu memory pids\n");
+    let mountinfo = format!(
+        "{HYBRID_MOUNTINFO}\
+         900 31 0:99 / /sys/fs/cgroup rw,relatime - cgroup2 none rw\n\
+         901 23 0:98 / /sys/kernel/tracing rw,relatime - tracefs tracefs rw\n"
+    );
+    let layout = Layout::parse(tmp.path(), &mountinfo, HYBRID_CGROUP).unwrap();
+    assert!(layout.v1.is_empty(), "hidden v1 mounts used: {layout:?}");
+    let u = layout.unified.as_ref().unwrap();
+    assert_eq!(u.mountpoint, cg);
+    assert_eq!(u.controllers, vec!["cpu", "memory", "pids"]);
+    assert_eq!(summary_of(&layout).mode, "v2");
+
+    // A mount over one v1 hierarchy hides that one only; one stacked below
+    // (a child of the hidden tmpfs, mounted on it) or elsewhere hides nothing.
+    let mountinfo = format!(
+        "{HYBRID_MOUNTINFO}\
+         902 35 0:97 / /sys/fs/cgroup/memory rw,relatime - tmpfs tmpfs rw\n\
+         903 33 0:96 / /sys/fs/cgroup/cpuacct/sub rw,relatime - tmpfs tmpfs rw\n"
+    );
+    let layout = Layout::parse(tmp.path(), &mountinfo, HYBRID_CGROUP).unwrap();
+    assert!(layout.v1_for("memory").is_none());
+    assert!(layout.v1_for("cpuacct").is_some());
+    assert_eq!(layout.v1.len(), 8);
+    assert!(layout.unified.is_some());
+}
+
 #[test]
 fn v2_limits_land_in_the_right_files() {
     let (_t, layout, cg) = v2_host();
@@ -174,6 +211,42 @@ fn v2_enables_controllers_top_down_skipping_enabled_ones() {
     assert_eq!(get(leaf.join("cpuset.cpus")), "0-1");
     assert_eq!(get(leaf.join("cpuset.mems")), "0");
     assert!(!leaf.join("cgroup.subtree_control").exists());
+}
+
+/// Regression: with processes in kiln's own cgroup, the baseline controllers
+/// were enabled one by one; the kernel accepts the threaded ones (cpu, pids)
+/// there, which made the cgroup a thread root, and the container's cgroup
+/// below it then refused its process ("write to cgroup.procs: Operation not
+/// supported"). A cgroup holding processes now gets no controllers, unless
+/// kiln is alone there and moves itself into the kiln-init leaf first.
+#[test]
+fn v2_no_controllers_in_a_cgroup_holding_processes() {
+    let (_t, layout, cg) = v2_host();
+    let own = cg.join("system.slice/kiln.service");
+    put(&own, "cgroup.type", "domain\n");
+    put(&own, "cgroup.procs", "1\n");
+    put(&own, "cgroup.subtree_control", "");
+    // Nothing required: nothing enabled there, the container is still made.
+    let cg1 = Cgroup::create_with(&layout, "c1", None, None, false).unwrap();
+    assert_eq!(get(own.join("cgroup.subtree_control")), "");
+    cg1.destroy().unwrap();
+    // Memory required, another process there: an error, and nothing moved.
+    let r = res(json!({"memory": {"limit": 1048576}}));
+    let err = Cgroup::create_with(&layout, "c2", None, Some(&r), false).unwrap_err();
+    assert!(err.to_string().contains("other processes"), "{err}");
+    assert_eq!(get(own.join("cgroup.subtree_control")), "");
+    assert!(!own.join("kiln-init").exists());
+    // kiln alone there: it moves itself into the leaf, then enables.
+    put(&own, "cgroup.procs", &format!("{}\n", std::process::id()));
+    Cgroup::create_with(&layout, "c3", None, Some(&r), false).unwrap();
+    assert_eq!(
+        get(own.join("kiln-init/cgroup.procs")),
+        std::process::id().to_string()
+    );
+    assert_eq!(
+        get(own.join("cgroup.subtree_control")),
+        "+memory +cpu +pids"
+    );
 }
 
 #[test]

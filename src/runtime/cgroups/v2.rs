@@ -77,8 +77,8 @@ fn list(text: &str) -> Vec<String> {
 }
 
 /// Enables controllers top-down through `chain`, skipping ones already on.
-/// `own` is the caller's own cgroup, where EBUSY may be cured by moving the
-/// caller (alone) into a leaf.
+/// `own` is the caller's own cgroup, which the caller may leave for a leaf
+/// below it (see `enable`).
 fn enable_chain(chain: &[PathBuf], required: &[String], own: Option<&Path>) -> Result<()> {
     let mut offered: Option<Vec<String>> = None;
     for dir in chain {
@@ -102,45 +102,72 @@ fn enable_chain(chain: &[PathBuf], required: &[String], own: Option<&Path>) -> R
                 ),
             ));
         }
-        let optional = BASELINE.into_iter().filter(|c| {
-            available.iter().any(|a| a == c)
-                && !enabled.iter().any(|e| e == c)
-                && !missing.contains(c)
-        });
-        let want: Vec<&str> = missing.iter().copied().chain(optional).collect();
-        if want.is_empty() {
-            offered = Some(enabled);
-            continue;
-        }
-        let line: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
-        if write(dir, SUBTREE, &line.join(" ")).is_ok() {
-            enabled.extend(want.iter().map(|c| c.to_string()));
-        } else {
-            for c in want {
-                let req = missing.contains(&c);
-                match enable_one(dir, c, own.filter(|_| req)) {
-                    Ok(()) => enabled.push(c.to_string()),
-                    Err(e) if req => return Err(e),
-                    Err(_) => {}
-                }
-            }
-        }
+        let optional: Vec<&str> = BASELINE
+            .into_iter()
+            .filter(|c| {
+                available.iter().any(|a| a == c)
+                    && !enabled.iter().any(|e| e == c)
+                    && !missing.contains(c)
+            })
+            .collect();
+        enabled.extend(enable(dir, &missing, &optional, own)?);
         offered = Some(enabled);
     }
     Ok(())
 }
 
-fn enable_one(dir: &Path, c: &str, own: Option<&Path>) -> Result<()> {
-    let value = format!("+{c}");
-    match write(dir, SUBTREE, &value) {
-        Err(Error::Write { source, .. })
-            if source.raw_os_error() == Some(libc::EBUSY) && own == Some(dir) =>
-        {
-            move_self_to_leaf(dir)?;
-            write(dir, SUBTREE, &value)
-        }
-        other => other,
+/// Enables `required` and, where possible, `optional` controllers in `dir`;
+/// returns those now on.
+///
+/// A cgroup holding processes (the root aside) gets none: the "no internal
+/// processes" rule refuses domain controllers there, and the threaded ones
+/// (cpu, cpuset, pids) it would accept turn it into a thread root whose child
+/// cgroups can take no processes (EOPNOTSUPP) — someone else's cgroup broken.
+/// When `dir` is the caller's own cgroup and the caller is alone in it, the
+/// caller moves into the leaf `dir/kiln-init` first; otherwise required
+/// controllers are an error and optional ones are skipped.
+fn enable(
+    dir: &Path,
+    required: &[&str],
+    optional: &[&str],
+    own: Option<&Path>,
+) -> Result<Vec<String>> {
+    if required.is_empty() && optional.is_empty() {
+        return Ok(Vec::new());
     }
+    // The root cgroup, which may hold processes, is the one without cgroup.type.
+    if dir.join("cgroup.type").exists() && !procs(dir)?.is_empty() {
+        if required.is_empty() {
+            return Ok(Vec::new());
+        }
+        if own != Some(dir) {
+            return Err(internal_processes(dir));
+        }
+        move_self_to_leaf(dir)?;
+    }
+    let want: Vec<&str> = required.iter().chain(optional).copied().collect();
+    let line: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+    if write(dir, SUBTREE, &line.join(" ")).is_ok() {
+        return Ok(want.iter().map(|c| c.to_string()).collect());
+    }
+    // One at a time, so an optional one the kernel refuses costs nothing.
+    let mut on = Vec::new();
+    for c in want {
+        match write(dir, SUBTREE, &format!("+{c}")) {
+            Ok(()) => on.push(c.to_string()),
+            Err(e) if required.contains(&c) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(on)
+}
+
+fn internal_processes(dir: &Path) -> Error {
+    Error::resource(
+        dir.join(SUBTREE).display(),
+        "cgroup v2 allows no controllers in a cgroup holding processes, and other processes \
+         are here; use an absolute linux.cgroupsPath or run kiln in its own (delegated) cgroup",
+    )
 }
 
 /// The "no internal processes" rule forbids controllers in a cgroup that has
@@ -149,11 +176,7 @@ fn enable_one(dir: &Path, c: &str, own: Option<&Path>) -> Result<()> {
 fn move_self_to_leaf(dir: &Path) -> Result<()> {
     let me = std::process::id() as i32;
     if procs(dir)?.iter().any(|p| *p != me) {
-        return Err(Error::resource(
-            dir.join(SUBTREE).display(),
-            "cgroup v2 allows no controllers in a cgroup holding processes, and other processes \
-             are here; use an absolute linux.cgroupsPath or run kiln in its own (delegated) cgroup",
-        ));
+        return Err(internal_processes(dir));
     }
     let leaf = dir.join(INIT_LEAF);
     mkdir(&leaf)?;

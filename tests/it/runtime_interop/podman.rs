@@ -239,8 +239,10 @@ while :; do sleep 0.1; done"#;
     // kill passes the signal to the container's init.
     podman.ok(&["kill", "-s", "USR1", "c1"]);
     assert!(
-        eventually(10, || podman.ok(&["exec", "c1", "cat", "/tmp/signals"])
-            == "usr1\n"),
+        eventually(10, || {
+            let out = podman.out(&["exec", "c1", "cat", "/tmp/signals"]);
+            text(&out.stdout) == "usr1\n"
+        }),
         "USR1 never reached the container"
     );
 
