@@ -22,7 +22,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         cli.command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
-        // Before anything else: containers must never see a writable kiln binary.
+        // main() sealed already when the arguments looked like one of these
+        // verbs; this catches the rest (it returns at once when sealed).
         crate::runtime::exeseal::ensure_sealed()?;
     }
     let g = &cli.global;

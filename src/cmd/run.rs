@@ -152,6 +152,10 @@ fn generate_id() -> String {
 
 /// Removes a container directory (overlay work dirs can hold 000 dirs).
 fn remove_dir(dir: &Path) {
+    // `delete` removes the directory of a container it ran; this covers failures before that.
+    if !dir.exists() {
+        return;
+    }
     if std::fs::remove_dir_all(dir).is_err() {
         let _ = std::process::Command::new("rm")
             .arg("-rf")

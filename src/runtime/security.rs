@@ -140,8 +140,13 @@ pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
     caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
     caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
+    // The kernel allows an ambient capability only when it is both permitted
+    // and inheritable; others are skipped, as runc does (`runc spec` itself
+    // lists ambient capabilities without inheritable ones).
     for cap in to_caps(c.ambient()) {
-        caps::raise(None, CapSet::Ambient, cap).map_err(err("ambient"))?;
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap).map_err(err("ambient"))?;
+        }
     }
     Ok(())
 }
