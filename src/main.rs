@@ -6,7 +6,9 @@ fn main() {
     // Containers must never see a writable kiln binary: re-exec from a sealed
     // copy before spending time on argument parsing that the re-exec repeats.
     let verbs = ["create", "run", "exec"];
-    if std::env::args().skip(1).any(|a| verbs.contains(&a.as_str()))
+    if std::env::args()
+        .skip(1)
+        .any(|a| verbs.contains(&a.as_str()))
         && let Err(e) = kiln::runtime::exeseal::ensure_sealed()
     {
         eprintln!("kiln: {e}");
