@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Remove the container when it exits (the default unless --detach)
     #[arg(long)]
     pub rm: bool,
+    /// Put the container's cgroup under this cgroup (absolute, or relative to kiln's own)
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
     /// Run the process directly as pid 1, without kiln's reaping init
     #[arg(long)]
     pub no_init: bool,

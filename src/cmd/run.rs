@@ -113,6 +113,10 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         },
         user,
         tty: a.tty,
+        cgroups_path: a
+            .cgroup_parent
+            .as_ref()
+            .map(|p| format!("{}/kiln-{id}", p.trim_end_matches('/'))),
     };
     let spec = image_spec::build(&image.config, &rs, &layers, &dir, overlay);
     if spec.is_err() {

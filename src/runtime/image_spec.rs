@@ -37,6 +37,8 @@ pub struct RunSpec {
     /// uid and gid, already resolved against the image's /etc/passwd and /etc/group.
     pub user: Option<(u32, u32)>,
     pub tty: bool,
+    /// linux.cgroupsPath (`--cgroup-parent`); none means under kiln's own cgroup.
+    pub cgroups_path: Option<String>,
 }
 
 /// The process's argv: a Procfile type (run through `sh -c`), the given
@@ -312,6 +314,9 @@ pub fn build(
         .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .seccomp(seccomp::default_profile(&cap_names))
         .resources(resources(r)?);
+    if let Some(p) = &r.cgroups_path {
+        linux = linux.cgroups_path(PathBuf::from(p));
+    }
     if rootless {
         let map = |host: u32| {
             vec![

@@ -398,3 +398,52 @@ fn run_with_a_terminal_is_interactive_in_the_foreground() {
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(s.containers().is_empty());
 }
+
+#[test]
+fn cgroup_parent_places_the_container_cgroup() {
+    if !require_root("cgroup_parent_places_the_container_cgroup") {
+        return;
+    }
+    let s = Scene::new();
+    let parent = format!("kiln-test-parent-{}", std::process::id());
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cg1",
+        "--cgroup-parent",
+        &format!("/{parent}"),
+        "bb",
+        "--",
+        "sleep",
+        "60",
+    ]);
+    // Every hierarchy kiln used holds the container's cgroup under the parent.
+    let dirs: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(&parent).join("kiln-cg1"))
+        .filter(|p| p.is_dir())
+        .collect();
+    let unified = std::path::Path::new("/sys/fs/cgroup")
+        .join(&parent)
+        .join("kiln-cg1");
+    let found = !dirs.is_empty() || unified.is_dir();
+    let procs = dirs
+        .first()
+        .cloned()
+        .unwrap_or(unified.clone())
+        .join("cgroup.procs");
+    let pids = std::fs::read_to_string(&procs).unwrap_or_default();
+    s.ok(&["delete", "--force", "cg1"]);
+    for d in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(d.path().join(&parent));
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&parent));
+    assert!(found, "no cgroup {parent}/kiln-cg1 in any hierarchy");
+    assert!(
+        !pids.trim().is_empty(),
+        "the container's processes are in {}",
+        procs.display()
+    );
+}
