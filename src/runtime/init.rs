@@ -43,8 +43,9 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
     run_create_hooks(l, chan)?;
     rootfs::enter(&l.rootfs, l.no_pivot)?;
-    rootfs::finish(&l.spec)?;
+    // Sysctls go in before /proc/sys becomes read-only (a readonlyPath).
     set_sysctls(&l.spec)?;
+    rootfs::finish(&l.spec)?;
     let terminal = process(&l.spec).terminal().unwrap_or(false);
     if terminal {
         let sock = console

@@ -400,3 +400,72 @@ fn wait_for(mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
+    if !require_root("joined_namespaces_time_offsets_sysctls_oom_and_no_pivot") {
+        return;
+    }
+    let mut a = Bundle::new("exec sleep 60");
+    a.config["hostname"] = json!("box-a");
+    a.save();
+    a.ok(&["run", "--detach", "--bundle", a.dir.to_str().unwrap(), "a"]);
+    let state: serde_json::Value = serde_json::from_str(&a.ok(&["state", "a"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let host_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+
+    let mut b = Bundle::new(
+        "hostname; readlink /proc/self/ns/net; cat /proc/sys/kernel/shm_rmid_forced; \
+         cat /proc/self/oom_score_adj; cut -d. -f1 /proc/uptime",
+    );
+    // A hostname would be set in the joined namespace (as runc does): none here.
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "uts" && n["type"] != "network");
+    ns.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+    ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    ns.push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    b.config["linux"]["sysctl"] = json!({"kernel.shm_rmid_forced": "1"});
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    b.save();
+    let out = b.out(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "b",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "box-a",
+        "joined the uts namespace by path: {text}"
+    );
+    assert_eq!(
+        lines[1],
+        host_net.to_string_lossy(),
+        "joined the network namespace by path"
+    );
+    assert_eq!(lines[2], "1", "sysctl set in the container's ipc namespace");
+    assert_eq!(lines[3], "500", "oom_score_adj");
+    let uptime: u64 = lines[4].parse().unwrap();
+    assert!(
+        uptime >= 864000,
+        "boottime offset of 10 days in the time namespace: {uptime}"
+    );
+    // The host's own value is untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced")
+            .unwrap()
+            .trim(),
+        "1",
+        "sysctl leaked to the host"
+    );
+    a.ok(&["delete", "--force", "a"]);
+}
