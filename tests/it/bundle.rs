@@ -77,29 +77,7 @@ impl Bundle {
     /// pipes: a container that `create` or `run -d` leaves behind inherits
     /// them, and a pipe would not reach end-of-file while it lives.
     pub fn out(&self, args: &[&str]) -> Output {
-        use std::process::Stdio;
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let tag = format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let (o, e) = (
-            self.env.path(&format!("out-{tag}")),
-            self.env.path(&format!("err-{tag}")),
-        );
-        let status = self
-            .kiln(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
+        crate::common::output_via_files(&self.env, &mut self.kiln(args))
     }
 
     /// Runs a verb and asserts success; returns stdout.

@@ -175,3 +175,57 @@ pub fn snapshot(root: &Path) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+/// podman's configuration for a test that runs it in its own directory:
+/// vfs storage there, no registries, any image accepted, and ulimits below
+/// this host's hard limits (podman's defaults exceed them here).
+pub fn write_podman_config(dir: &Path) {
+    use std::fs;
+    fs::write(
+        dir.join("containers.conf"),
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n\
+         [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+            dir.join("runroot").display(),
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("policy.json"),
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+}
+
+/// Runs `cmd` to completion with stdin from /dev/null and stdout/stderr
+/// through files in `env`, not pipes: a container that `create` or `run -d`
+/// leaves behind inherits them, and a pipe would not reach end-of-file while
+/// it lives.
+pub fn output_via_files(env: &Env, cmd: &mut Command) -> Output {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let (o, e) = (env.path(&format!("out-{n}")), env.path(&format!("err-{n}")));
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    }
+}

@@ -476,31 +476,7 @@ impl<'e> Podman<'e> {
         let dir = env.path("podman");
         fs::create_dir_all(dir.join("bin")).unwrap();
         fs::create_dir_all(dir.join("tmp")).unwrap();
-        fs::write(
-            dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
-                s(&dir.join("runroot")),
-                s(&dir.join("storage"))
-            ),
-        )
-        .unwrap();
-        fs::write(
-            dir.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.join("policy.json"),
-            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
+        crate::common::write_podman_config(&dir);
         // conmon's exit command (`podman container cleanup`) does not pass on
         // --runtime-flag, so runc's state dir is set by a wrapper instead.
         let runc = stdout(Command::new("sh").args(["-c", "command -v runc"]));

@@ -33,24 +33,7 @@ impl Scene {
     /// Runs to completion with stdout/stderr through files: a detached
     /// container inherits them, and a pipe would stay open while it lives.
     fn out(&self, args: &[&str]) -> Output {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (o, e) = (
-            self.env.path(&format!("o{n}")),
-            self.env.path(&format!("e{n}")),
-        );
-        let status = self
-            .kiln(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
+        crate::common::output_via_files(&self.env, &mut self.kiln(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {

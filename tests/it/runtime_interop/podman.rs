@@ -20,32 +20,7 @@ impl<'e> Podman<'e> {
         for sub in ["bin", "tmp", "home", "peer-tmp"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        // Limits below the host's hard ones: podman's defaults exceed them here.
-        fs::write(
-            dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
-                s(&dir.join("runroot")),
-                s(&dir.join("storage"))
-            ),
-        )
-        .unwrap();
-        fs::write(
-            dir.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.join("policy.json"),
-            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
+        crate::common::write_podman_config(&dir);
         // The runtime is the kiln binary; a wrapper gives it a state root in the
         // test's directory, because conmon's exit command (`podman container
         // cleanup`) does not pass on --runtime-flag.
