@@ -111,23 +111,49 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32> {
     } else if a.format == ListFormat::Json {
         println!("{}", serde_json::to_string(&states)?);
     } else {
-        println!(
-            "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
-            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-        );
-        for s in &states {
-            println!(
-                "{:<20} {:<8} {:<10} {:<40} {:<31} {}",
-                s["id"].as_str().unwrap_or_default(),
-                s["pid"],
-                s["status"].as_str().unwrap_or_default(),
-                s["bundle"].as_str().unwrap_or_default(),
-                s["created"].as_str().unwrap_or_default(),
-                s["owner"].as_str().unwrap_or_default()
-            );
-        }
+        print_table(&states);
     }
     Ok(0)
+}
+
+/// `kiln list`'s table, each column as wide as its widest cell (as runc's tabwriter).
+fn print_table(states: &[serde_json::Value]) {
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+    let rows: Vec<[String; 6]> = states
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            [
+                text("id"),
+                s["pid"].as_i64().unwrap_or(0).to_string(),
+                text("status"),
+                text("bundle"),
+                text("created"),
+                text("owner"),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 < cells.len() {
+                out.push_str(&format!("{c:<w$}   ", w = width[i]));
+            } else {
+                out.push_str(c);
+            }
+        }
+        println!("{out}");
+    };
+    line(header);
+    for r in &rows {
+        line(r.each_ref().map(String::as_str));
+    }
 }
 
 /// runc's ps: JSON pids, or ps(1)'s table filtered to the container's processes.
