@@ -160,10 +160,5 @@ fn remove_dir(dir: &Path) {
     if !dir.exists() {
         return;
     }
-    if std::fs::remove_dir_all(dir).is_err() {
-        let _ = std::process::Command::new("rm")
-            .arg("-rf")
-            .arg(dir)
-            .status();
-    }
+    let _ = rt::delete::remove_tree(dir);
 }

@@ -152,12 +152,26 @@ fn make_cgroup(id: &str, spec: &oci_spec::runtime::Spec, systemd: bool) -> Resul
         .map(|p| p.to_string_lossy().into_owned());
     match Cgroup::create(id, path.as_deref(), linux.resources().as_ref(), systemd) {
         Ok(cg) => Ok(Some(cg)),
-        Err(e) if !nix::unistd::geteuid().is_root() && linux.resources().is_none() => {
+        // Rootless without a delegated cgroup: fine unless the config asks for limits.
+        Err(e) if !nix::unistd::geteuid().is_root() && !asks_for_limits(&linux) => {
             eprintln!("kiln: warning: running without a cgroup: {e}");
             Ok(None)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether linux.resources limits anything (device rules alone do not count:
+/// a rootless container cannot create device nodes anyway).
+fn asks_for_limits(linux: &oci_spec::runtime::Linux) -> bool {
+    linux.resources().as_ref().is_some_and(|r| {
+        r.memory().is_some()
+            || r.cpu().is_some()
+            || r.pids().is_some()
+            || r.block_io().is_some()
+            || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+            || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+    })
 }
 
 /// The host uid and gid of the container's root, when its user namespace maps them.

@@ -62,7 +62,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             == Some("true")
     }) {
         // The bundle `kiln run IMAGE` wrote: its upper and work dirs go too.
-        std::fs::remove_dir_all(&c.record.bundle).ctx("remove", &c.record.bundle)?;
+        remove_tree(&c.record.bundle).ctx("remove", &c.record.bundle)?;
     }
     let poststop = config
         .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
@@ -72,4 +72,28 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         eprintln!("kiln: warning: {e}");
     }
     Ok(())
+}
+
+/// Removes a directory tree that may hold directories without permissions
+/// for their owner: overlayfs leaves `work/work` at mode 000, which a rootless
+/// kiln (not root, so no CAP_DAC_OVERRIDE) must open up to remove.
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_up(path);
+            std::fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        // file_type() does not follow symlinks: only real directories are opened up.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
+    }
 }

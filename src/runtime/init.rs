@@ -24,6 +24,12 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     )
     .sys(|| "reset the signal mask".into())?;
     chan.expect(Msg::Go)?;
+    // Until it execs, this process is the kiln binary inside the container:
+    // non-dumpable, its /proc/PID/exe cannot be opened from in there
+    // (CVE-2019-5736). Only now: a rootless parent has just written our
+    // uid_map and setgroups, which needs our /proc files to be its own.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     enter_namespaces(plan)?;
     if matches!(l.mode, Mode::Exec { .. }) {
         return run_exec(l, plan, chan);

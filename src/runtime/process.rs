@@ -73,10 +73,6 @@ pub fn spawn(
     let pid = match clone_process(plan.clone)? {
         None => {
             drop(parent);
-            // Until it execs, this process is the kiln binary inside the container:
-            // non-dumpable, its /proc/PID/exe cannot be opened from in there (CVE-2019-5736).
-            // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integer arguments.
-            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
             let code = match init::run(l, &plan, &child) {
                 Ok(never) => match never {},
                 Err(e) => {

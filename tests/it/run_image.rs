@@ -430,3 +430,64 @@ fn cgroup_parent_places_the_container_cgroup() {
         procs.display()
     );
 }
+
+#[test]
+fn rootless_run_as_an_unprivileged_user() {
+    if !require_root("rootless_run_as_an_unprivileged_user") {
+        return;
+    }
+    // An image file, and a store and state dir that nobody (65534) owns.
+    let s = Scene::new();
+    let img = s.env.path("app.img");
+    s.ok(&["image", "export", "bb", "-o", img.to_str().unwrap()]);
+    let home = tempfile::Builder::new()
+        .prefix("kiln-rootless-")
+        .tempdir()
+        .unwrap();
+    std::fs::copy(&img, home.path().join("app.img")).unwrap();
+    crate::common::run(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(home.path()),
+    );
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", home.path().join("app.img").to_str().unwrap(), "--"])
+        .args([
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; echo w > /f && cat /f",
+        ])
+        .env("KILN_STORE", home.path().join("store"))
+        .env("XDG_RUNTIME_DIR", home.path().join("run"))
+        .env_remove("HOME")
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0"], "root inside: {text}");
+    assert_eq!(
+        lines[1],
+        ["0", "65534", "1"],
+        "mapped to the caller outside: {text}"
+    );
+    assert_eq!(lines[2], ["w"]);
+    let left: Vec<_> = std::fs::read_dir(home.path().join("store/containers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "the container's directory is removed: {left:?}"
+    );
+}
