@@ -125,7 +125,13 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
     Ok((dir, spec?))
 }
 
+/// Whether the root can be an overlay of the cached layers; `KILN_OVERLAY=0`
+/// asks for a private copy instead (file systems that cannot be overlay
+/// upper dirs, nested container hosts).
 fn overlay_supported() -> bool {
+    if std::env::var_os("KILN_OVERLAY").is_some_and(|v| v == "0") {
+        return false;
+    }
     std::fs::read_to_string("/proc/filesystems")
         .is_ok_and(|f| f.lines().any(|l| l.ends_with("\toverlay")))
 }

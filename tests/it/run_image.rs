@@ -491,3 +491,33 @@ fn rootless_run_as_an_unprivileged_user() {
         "the container's directory is removed: {left:?}"
     );
 }
+
+#[test]
+fn without_overlayfs_the_root_is_a_private_copy() {
+    if !require_root("without_overlayfs_the_root_is_a_private_copy") {
+        return;
+    }
+    let s = Scene::new();
+    let run = |script: &str| {
+        let mut cmd = s.kiln(&["run", "bb", "--", "sh", "-c", script]);
+        cmd.env("KILN_OVERLAY", "0");
+        let out = crate::common::output_via_files(&s.env, &mut cmd);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(
+        "grep ' / ' /proc/self/mounts | cut -d' ' -f3; echo changed > /etc/motd; cat /etc/motd",
+    );
+    assert!(!out.starts_with("overlay"), "{out}");
+    assert!(out.ends_with("changed\n"), "{out}");
+    // The change stayed in that container's copy.
+    assert_eq!(
+        run("cat /etc/motd 2>/dev/null || echo pristine"),
+        "pristine\n"
+    );
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
