@@ -81,7 +81,47 @@ pub fn from_dir(
     staging.write_blob(f, Some(&layer.digest), Some(layer.size))?;
     std::fs::remove_file(&tmp).ctx("remove", &tmp)?;
 
-    let created = rfc3339(opts.epoch);
+    let config = image_config(settings, &layer.diff_id, &rfc3339(opts.epoch))?;
+    let config_json = serde_json::to_vec(&config).map_err(invalid)?;
+    let (config_digest, config_size) = staging.write_blob(&config_json[..], None, None)?;
+    let descriptor = |media: MediaType, digest: &Digest, size: u64| {
+        DescriptorBuilder::default()
+            .media_type(media)
+            .digest(oci_spec::image::Digest::from(digest))
+            .size(size)
+            .build()
+            .map_err(invalid)
+    };
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(
+            MediaType::ImageConfig,
+            &config_digest,
+            config_size,
+        )?)
+        .layers(vec![descriptor(
+            MediaType::ImageLayerGzip,
+            &layer.digest,
+            layer.size,
+        )?])
+        .build()
+        .map_err(invalid)?;
+    let manifest_json = serde_json::to_vec(&manifest).map_err(invalid)?;
+    let (manifest_digest, manifest_size) = staging.write_blob(&manifest_json[..], None, None)?;
+    staging.commit(store)?;
+    let desc = descriptor(MediaType::ImageManifest, &manifest_digest, manifest_size)?;
+    store.set_ref(name, desc)?;
+    Ok(manifest_digest)
+}
+
+/// The image config: entrypoint, cmd, env (PATH first), workdir, user and
+/// labels from `settings`, one layer, one history entry, all dated `created`.
+fn image_config(
+    settings: &ImageSettings,
+    diff_id: &Digest,
+    created: &str,
+) -> Result<oci_spec::image::ImageConfiguration> {
     let mut cfg = ConfigBuilder::default();
     if !settings.entrypoint.is_empty() {
         cfg = cfg.entrypoint(settings.entrypoint.clone());
@@ -108,61 +148,27 @@ pub fn from_dir(
                 .collect::<std::collections::HashMap<_, _>>(),
         );
     }
-    let config = ImageConfigurationBuilder::default()
-        .created(created.clone())
+    ImageConfigurationBuilder::default()
+        .created(created.to_string())
         .architecture(host_arch())
         .os(oci_spec::image::Os::Linux)
         .config(cfg.build().map_err(invalid)?)
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(vec![layer.diff_id.to_string()])
+                .diff_ids(vec![diff_id.to_string()])
                 .build()
                 .map_err(invalid)?,
         )
         .history(vec![
             HistoryBuilder::default()
-                .created(created)
+                .created(created.to_string())
                 .created_by("kiln image from-dir")
                 .build()
                 .map_err(invalid)?,
         ])
         .build()
-        .map_err(invalid)?;
-    let config_json = serde_json::to_vec(&config).map_err(invalid)?;
-    let (config_digest, config_size) = staging.write_blob(&config_json[..], None, None)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(
-            DescriptorBuilder::default()
-                .media_type(MediaType::ImageConfig)
-                .digest(oci_spec::image::Digest::from(&config_digest))
-                .size(config_size)
-                .build()
-                .map_err(invalid)?,
-        )
-        .layers(vec![
-            DescriptorBuilder::default()
-                .media_type(MediaType::ImageLayerGzip)
-                .digest(oci_spec::image::Digest::from(&layer.digest))
-                .size(layer.size)
-                .build()
-                .map_err(invalid)?,
-        ])
-        .build()
-        .map_err(invalid)?;
-    let manifest_json = serde_json::to_vec(&manifest).map_err(invalid)?;
-    let (manifest_digest, manifest_size) = staging.write_blob(&manifest_json[..], None, None)?;
-    staging.commit(store)?;
-    let desc = DescriptorBuilder::default()
-        .media_type(MediaType::ImageManifest)
-        .digest(oci_spec::image::Digest::from(&manifest_digest))
-        .size(manifest_size)
-        .build()
-        .map_err(invalid)?;
-    store.set_ref(name, desc)?;
-    Ok(manifest_digest)
+        .map_err(invalid)
 }
 
 #[cfg(test)]

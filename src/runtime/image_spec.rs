@@ -236,7 +236,39 @@ pub fn build(
     overlay: bool,
 ) -> Result<Spec> {
     let rootless = !nix::unistd::geteuid().is_root();
-    let c = cfg.config().clone().unwrap_or_default();
+    let mut mounts = default_mounts(rootless);
+    for v in &r.volumes {
+        mounts.push(volume(v)?);
+    }
+    let mut annotations = HashMap::new();
+    annotations.insert(OWNED_BUNDLE_ANNOTATION.to_string(), "true".to_string());
+    if overlay {
+        annotations.insert(
+            OVERLAY_ANNOTATION.to_string(),
+            overlay_options(layers, dir, rootless),
+        );
+    }
+    SpecBuilder::default()
+        .version("1.2.0")
+        .root(
+            RootBuilder::default()
+                .path(dir.join("rootfs"))
+                .readonly(r.read_only)
+                .build()
+                .map_err(cfgerr)?,
+        )
+        .hostname(r.hostname.clone())
+        .process(process(cfg, r)?)
+        .mounts(mounts)
+        .linux(linux(r, rootless)?)
+        .annotations(annotations)
+        .build()
+        .map_err(cfgerr)
+}
+
+/// The image's environment, PATH if it has none, HOSTNAME, TERM with a
+/// terminal, then `-e`/`--env-file` values replacing same-named ones.
+fn environment(c: &oci_spec::image::Config, r: &RunSpec) -> Vec<String> {
     let mut env: Vec<String> = c.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -250,21 +282,27 @@ pub fn build(
         env.retain(|e| e.split('=').next() != Some(key));
         env.push(kv.clone());
     }
+    env
+}
+
+/// The process: argv, environment, working dir and user from the image and
+/// flags; podman's default capabilities; no_new_privs.
+fn process(cfg: &ImageConfiguration, r: &RunSpec) -> Result<oci_spec::runtime::Process> {
+    let c = cfg.config().clone().unwrap_or_default();
     let caps: HashSet<Capability> = DEFAULT_CAPS
         .iter()
         .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).ok())
         .collect();
-    let cap_names: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     let (uid, gid) = r.user.unwrap_or((0, 0));
     let cwd = c
         .working_dir()
         .clone()
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(r.tty)
         .args(argv(cfg, r)?)
-        .env(env)
+        .env(environment(&c, r))
         .cwd(cwd)
         .user(
             UserBuilder::default()
@@ -285,7 +323,12 @@ pub fn build(
         )
         .no_new_privileges(true)
         .build()
-        .map_err(cfgerr)?;
+        .map_err(cfgerr)
+}
+
+/// Namespaces (a user namespace when rootless, none for the network with
+/// `--net host`), masked and read-only paths, seccomp, resources, cgroup.
+fn linux(r: &RunSpec, rootless: bool) -> Result<oci_spec::runtime::Linux> {
     let mut ns = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -308,6 +351,7 @@ pub fn build(
                 .expect("namespace is valid")
         })
         .collect::<Vec<_>>();
+    let cap_names: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -332,51 +376,30 @@ pub fn build(
             .uid_mappings(map(nix::unistd::geteuid().as_raw()))
             .gid_mappings(map(nix::unistd::getegid().as_raw()));
     }
-    let mut mounts = default_mounts(rootless);
-    for v in &r.volumes {
-        mounts.push(volume(v)?);
-    }
-    let mut annotations = HashMap::new();
-    annotations.insert(OWNED_BUNDLE_ANNOTATION.to_string(), "true".to_string());
-    if overlay {
-        let lower: Vec<String> = layers
-            .iter()
-            .rev()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        // volatile: no syncfs of the upper dir's file system when the overlay
-        // goes away (a journal commit, ~100 ms); containers do not outlive a reboot.
-        let extra = if rootless {
-            ",userxattr,volatile"
-        } else {
-            ",volatile"
-        };
-        annotations.insert(
-            OVERLAY_ANNOTATION.to_string(),
-            format!(
-                "lowerdir={},upperdir={},workdir={}{extra}",
-                lower.join(":"),
-                dir.join("upper").display(),
-                dir.join("work").display()
-            ),
-        );
-    }
-    SpecBuilder::default()
-        .version("1.2.0")
-        .root(
-            RootBuilder::default()
-                .path(dir.join("rootfs"))
-                .readonly(r.read_only)
-                .build()
-                .map_err(cfgerr)?,
-        )
-        .hostname(r.hostname.clone())
-        .process(process)
-        .mounts(mounts)
-        .linux(linux.build().map_err(cfgerr)?)
-        .annotations(annotations)
-        .build()
-        .map_err(cfgerr)
+    linux.build().map_err(cfgerr)
+}
+
+/// The overlay mount options for the root: the cached layers (top first), the
+/// container's upper and work dirs. volatile: no syncfs of the upper dir's
+/// file system when the overlay goes away (a journal commit, ~100 ms);
+/// containers do not outlive a reboot.
+fn overlay_options(layers: &[PathBuf], dir: &Path, rootless: bool) -> String {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let extra = if rootless {
+        ",userxattr,volatile"
+    } else {
+        ",volatile"
+    };
+    format!(
+        "lowerdir={},upperdir={},workdir={}{extra}",
+        lower.join(":"),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    )
 }
 
 fn resources(r: &RunSpec) -> Result<oci_spec::runtime::LinuxResources> {

@@ -41,33 +41,15 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         (None, None) => None,
     };
     let fifo = open_fifo(l)?;
-    let mknod_ok = !plan.new_user()
-        && !plan
-            .join
-            .iter()
-            .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
-    rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
-    run_create_hooks(l, chan)?;
-    rootfs::enter(&l.rootfs, l.no_pivot)?;
-    // Sysctls go in before /proc/sys becomes read-only (a readonlyPath).
-    set_sysctls(&l.spec)?;
-    rootfs::finish(&l.spec)?;
-    let terminal = process(&l.spec).terminal().unwrap_or(false);
-    if terminal {
+    set_up_root(l, plan, chan)?;
+    if process(&l.spec).terminal().unwrap_or(false) {
         let sock = console
             .as_ref()
             .ok_or_else(|| Error::Config("process.terminal needs --console-socket".into()))?;
         console::setup(Some(sock))?;
     }
     drop(console);
-    process_settings(&l.spec)?;
-    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
-    let seccomp = l.seccomp.as_ref();
-    if !nnp && let Some(f) = seccomp {
-        // Without no_new_privs, loading needs CAP_SYS_ADMIN, so it happens before dropping it.
-        f.load()?;
-    }
-    drop_privileges(&l.spec, plan)?;
+    let nnp = confine(l, plan)?;
     // No host fd may be open while the container's cwd is looked up (CVE-2024-21626).
     let own: Vec<RawFd> = [Some(chan.raw()), fifo.as_ref().map(|f| f.as_raw_fd())]
         .into_iter()
@@ -86,17 +68,53 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         hooks_of(&l.spec, |h| h.start_container().clone()).as_slice(),
         &state,
     )?;
-    if nnp {
-        security::set_no_new_privs()?;
-        if let Some(f) = seccomp {
-            f.load()?;
-        }
-    }
+    confine_last(l, nnp)?;
     if l.kiln_init {
         super::reaper::exec(&exe, &l.spec)
     } else {
         exec(&exe, &l.spec)
     }
+}
+
+/// The root file system: mounts, the createRuntime/createContainer hooks,
+/// pivot_root (or chroot), sysctls, then masked and read-only paths.
+fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel) -> Result<()> {
+    let mknod_ok = !plan.new_user()
+        && !plan
+            .join
+            .iter()
+            .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
+    rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
+    run_create_hooks(l, chan)?;
+    rootfs::enter(&l.rootfs, l.no_pivot)?;
+    // Sysctls go in before /proc/sys becomes read-only (a readonlyPath).
+    set_sysctls(&l.spec)?;
+    rootfs::finish(&l.spec)
+}
+
+/// rlimits, oom_score_adj and umask, the user, groups and capabilities; and
+/// the seccomp filter when it must be loaded while CAP_SYS_ADMIN is still
+/// held (without no_new_privs). Returns whether no_new_privs is asked for.
+fn confine(l: &Launch, plan: &Plan) -> Result<bool> {
+    process_settings(&l.spec)?;
+    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
+    if !nnp && let Some(f) = &l.seccomp {
+        f.load()?;
+    }
+    drop_privileges(&l.spec, plan)?;
+    Ok(nnp)
+}
+
+/// Right before exec: no_new_privs, then the seccomp filter (so that it
+/// filters as little of kiln's own work as possible).
+fn confine_last(l: &Launch, nnp: bool) -> Result<()> {
+    if nnp {
+        security::set_no_new_privs()?;
+        if let Some(f) = &l.seccomp {
+            f.load()?;
+        }
+    }
+    Ok(())
 }
 
 /// `kiln exec`: already inside the container's namespaces (and, through the
@@ -110,23 +128,12 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         };
         console::setup(Some(&sock))?;
     }
-    process_settings(&l.spec)?;
-    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
-    let seccomp = l.seccomp.as_ref();
-    if !nnp && let Some(f) = seccomp {
-        f.load()?;
-    }
-    drop_privileges(&l.spec, plan)?;
+    let nnp = confine(l, plan)?;
     close_inherited_fds(l.preserve_fds, &[chan.raw()])?;
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
     chan.send(&Msg::Ready)?;
-    if nnp {
-        security::set_no_new_privs()?;
-        if let Some(f) = seccomp {
-            f.load()?;
-        }
-    }
+    confine_last(l, nnp)?;
     exec(&exe, &l.spec)
 }
 

@@ -130,7 +130,8 @@ pub fn open_target(root: BorrowedFd, dest: &str, file: bool) -> Result<OwnedFd> 
     inroot::open(root, dest, OFlag::O_PATH).sys(what)
 }
 
-/// Performs one OCI mount into the root filesystem at `root` (host path `root_path`).
+/// Performs one OCI mount into the root filesystem opened as `root`; the
+/// target is resolved inside it (CVE-2021-30465) and mounted through its fd.
 pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
     let typ = m.typ().clone().unwrap_or_default();
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
@@ -157,55 +158,21 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
                 .map_or(typ.clone(), |s| s.display().to_string())
         )
     };
-    let data = opts.data.join(",");
     match typ.as_str() {
         _ if is_bind => {
             let src = source
                 .as_ref()
                 .ok_or_else(|| Error::Config(format!("bind mount on {dest} has no source")))?;
-            let rec = opts.flags & MsFlags::MS_REC;
-            mount(
-                Some(src.as_path()),
-                &tpath,
-                None::<&str>,
-                MsFlags::MS_BIND | rec,
-                None::<&str>,
-            )
-            .sys(what)?;
-            let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-            if !extra.is_empty() {
-                let top = reopen(root, &dest)?;
-                remount_bind(&fd_path(top.as_fd()), extra).sys(what)?;
-            }
+            mount_bind(root, src, &tpath, &dest, opts.flags).sys(what)?;
         }
         "cgroup" | "cgroup2" => mount_cgroup(root, &dest, &tpath, &typ, opts.flags)?,
-        "sysfs" => match mount(
-            Some("sysfs"),
-            &tpath,
-            Some("sysfs"),
-            opts.flags,
-            None::<&str>,
-        ) {
-            // Without its own network namespace a container may not mount sysfs: bind the host's, read-only.
-            Err(Errno::EPERM) => {
-                mount(
-                    Some("/sys"),
-                    &tpath,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .sys(what)?;
-                let top = reopen(root, &dest)?;
-                remount_bind(&fd_path(top.as_fd()), opts.flags | MsFlags::MS_RDONLY).sys(what)?;
-            }
-            other => other.sys(what)?,
-        },
+        "sysfs" => mount_sysfs(root, &tpath, &dest, opts.flags).sys(what)?,
         _ => {
             let src = source
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| typ.clone());
+            let data = opts.data.join(",");
             let data = (!data.is_empty()).then_some(data.as_str());
             mount(
                 Some(src.as_str()),
@@ -234,6 +201,45 @@ pub fn mount_entry(root: BorrowedFd, m: &Mount, bundle: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A bind mount, then the remount that applies its other flags (ro, nosuid,
+/// ...) to the new mount, reopened: `target` still names what lies under it.
+fn mount_bind(
+    root: BorrowedFd,
+    src: &Path,
+    target: &Path,
+    dest: &str,
+    flags: MsFlags,
+) -> nix::Result<()> {
+    let rec = flags & MsFlags::MS_REC;
+    mount(
+        Some(src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )?;
+    let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let top = inroot::open(root, dest.trim_start_matches('/'), OFlag::O_PATH)?;
+    remount_bind(&fd_path(top.as_fd()), extra)
+}
+
+/// sysfs; without its own network namespace a container may not mount one,
+/// so the host's is bound instead, read-only.
+fn mount_sysfs(root: BorrowedFd, target: &Path, dest: &str, flags: MsFlags) -> nix::Result<()> {
+    match mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>) {
+        Err(Errno::EPERM) => {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some("/sys"), target, None::<&str>, rec, None::<&str>)?;
+            let top = inroot::open(root, dest.trim_start_matches('/'), OFlag::O_PATH)?;
+            remount_bind(&fd_path(top.as_fd()), flags | MsFlags::MS_RDONLY)
+        }
+        other => other,
+    }
 }
 
 /// runc's `tmpcopyup` (podman asks for it on the tmpfs it mounts over /run,
