@@ -47,6 +47,10 @@ json.dump(c, open(p, "w"), indent=1)
 PY
 
 HF=(hyperfine -N --warmup 20 --runs "$RUNS" --style none)
+# The runtimes' state dirs live on a tmpfs, as /run is on real hosts (it is
+# not on this VM); each group mounts it in its private mount namespace.
+S="$BENCH/state"
+mkdir -p "$S"
 
 echo "== group 1: bundle, cgroup2 mount namespace" >&2
 cat > "$BENCH/group1.sh" <<EOF
@@ -54,25 +58,34 @@ cat > "$BENCH/group1.sh" <<EOF
 set -e
 mount --make-rprivate /
 mount -t cgroup2 none /sys/fs/cgroup
+mount -t tmpfs none $S
 exec ${HF[*]} --export-json $BENCH/res/bundle-cg2.json \\
-  -n kiln "$KILN --root $BENCH/state-k run --bundle $B k" \\
-  -n crun "crun --cgroup-manager=disabled --root $BENCH/state-c run --bundle $B c" \\
-  -n runc "runc --root $BENCH/state-r run --bundle $B r" \\
+  -n kiln "$KILN --root $S/k run --bundle $B k" \\
+  -n crun "crun --cgroup-manager=disabled --root $S/c run --bundle $B c" \\
+  -n runc "runc --root $S/r run --bundle $B r" \\
   -n floor "unshare -mpui --fork true"
 EOF
 chmod +x "$BENCH/group1.sh"
 unshare -m "$BENCH/group1.sh" >&2
 
 echo "== group 2: bundle, the host's cgroups (v1 fallback here)" >&2
-"${HF[@]}" --export-json "$BENCH/res/bundle-host.json" \
-  -n kiln "$KILN --root $BENCH/state-k run --bundle $B k" \
-  -n runc "runc --root $BENCH/state-r run --bundle $B r" >&2
+cat > "$BENCH/group2.sh" <<EOF
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mount -t tmpfs none $S
+exec ${HF[*]} --export-json $BENCH/res/bundle-host.json \\
+  -n kiln "$KILN --root $S/k run --bundle $B k" \\
+  -n runc "runc --root $S/r run --bundle $B r"
+EOF
+chmod +x "$BENCH/group2.sh"
+unshare -m "$BENCH/group2.sh" >&2
 
 echo "== group 3: image" >&2
 export KILN_STORE="$BENCH/store"
 "$KILN" image from-dir "$B/rootfs" --name bench:img --cmd /bin/true >/dev/null
 "$KILN" image export bench:img -o "$BENCH/img.tar"
-"$KILN" --root "$BENCH/state-k" run bench:img true  # extracts the layer once
+"$KILN" --root "$S/k" run bench:img true  # extracts the layer once
 # podman in a private mount namespace on vfs, with this host's quirks.
 cat > "$BENCH/containers.conf" <<'EOF'
 [containers]
@@ -86,12 +99,13 @@ set -e
 mount --make-rprivate /
 mount -t tmpfs none /var/lib/containers 2>/dev/null || { mkdir -p /var/lib/containers; mount -t tmpfs none /var/lib/containers; }
 mount -t tmpfs none /run/containers 2>/dev/null || true
+mount -t tmpfs none $S
 export CONTAINERS_CONF=$BENCH/containers.conf
 P="podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none"
 \$P load -q -i $BENCH/img.tar >/dev/null
 exec hyperfine -N --warmup 3 --runs 30 --style none --export-json $BENCH/res/image.json \\
-  -n kiln-image "$KILN --root $BENCH/state-k run bench:img true" \\
-  -n kiln-bundle "$KILN --root $BENCH/state-k run --bundle $B k" \\
+  -n kiln-image "$KILN --root $S/k run bench:img true" \\
+  -n kiln-bundle "$KILN --root $S/k run --bundle $B k" \\
   -n podman "\$P run --rm --net none localhost/bench:img true"
 EOF
 chmod +x "$BENCH/group3.sh"
