@@ -7,12 +7,13 @@ use super::init;
 use super::namespaces::{Plan, Restore, time_offsets};
 use super::sync::{Channel, Msg};
 use super::{Context, Error, Result};
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Whether init waits for `start` or runs the process at once.
@@ -70,8 +71,16 @@ pub fn spawn(
     };
     let (parent, child) = Channel::pair()?;
     let restore = Restore::enter(&plan, &time_offsets(&l.spec))?;
-    let pid = match clone_process(plan.clone)? {
-        None => {
+    // On cgroup2 the init is born in its cgroup (CLONE_INTO_CGROUP): it never
+    // runs, nor is charged, in kiln's, and the migration is saved.
+    let unified = cgroup
+        .and_then(|cg| cg.paths().unified.as_deref())
+        .and_then(|dir| {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty()).ok()
+        });
+    let (pid, placed) = match clone_process(plan.clone, unified.as_ref())? {
+        (None, _) => {
             drop(parent);
             let code = match init::run(l, &plan, &child) {
                 Ok(never) => match never {},
@@ -92,16 +101,17 @@ pub fn spawn(
             // SAFETY: _exit ends this cloned child at once, without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
-        Some(pid) => pid,
+        (Some(pid), placed) => (pid, placed),
     };
     drop(child);
+    drop(unified);
     let result = (|| {
         restore.leave()?;
         if plan.new_user() {
             write_id_maps(pid, &l.spec)?;
         }
         if let Some(cg) = cgroup {
-            cg.add_process(pid.as_raw())?;
+            cg.add_process(pid.as_raw(), placed)?;
         }
         parent.send(&Msg::Go)?;
         loop {
@@ -127,8 +137,35 @@ pub fn spawn(
     Ok(pid)
 }
 
-/// A fork-like clone into new namespaces: `None` in the child, its pid in the parent.
-fn clone_process(flags: CloneFlags) -> Result<Option<Pid>> {
+/// A fork-like clone into new namespaces: `None` in the child, its pid in
+/// the parent; and whether the child was born in the cgroup `cgroup2_dir`
+/// (clone3 with CLONE_INTO_CGROUP, Linux 5.7+; else a plain clone).
+fn clone_process(flags: CloneFlags, cgroup2_dir: Option<&OwnedFd>) -> Result<(Option<Pid>, bool)> {
+    if let Some(dir) = cgroup2_dir {
+        let args = CloneArgs {
+            flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as for clone below: no CLONE_VM and no stack, so the child
+        // continues on a copy of this stack like after fork; `args` is a valid
+        // clone_args of the size passed, living for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match nix::errno::Errno::result(rc) {
+            Ok(0) => return Ok((None, true)),
+            Ok(pid) => return Ok((Some(Pid::from_raw(pid as i32)), true)),
+            // Older kernels, or a cgroup the kernel will not place into directly:
+            // a plain clone, then the migration.
+            Err(_) => {}
+        }
+    }
     // SAFETY: a clone without CLONE_VM and without a new stack behaves like fork: the
     // child continues on a copy of this stack. kiln is single-threaded here, so no lock
     // is held by another thread; the child only runs init's steps and then execs or _exits.
@@ -143,10 +180,30 @@ fn clone_process(flags: CloneFlags) -> Result<Option<Pid>> {
         )
     };
     match nix::errno::Errno::result(rc).sys(|| format!("clone with {flags:?}"))? {
-        0 => Ok(None),
-        pid => Ok(Some(Pid::from_raw(pid as i32))),
+        0 => Ok((None, false)),
+        pid => Ok((Some(Pid::from_raw(pid as i32)), false)),
     }
 }
+
+/// `struct clone_args` of clone3(2) (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3's flag: start the child in the cgroup2 directory `clone_args.cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()

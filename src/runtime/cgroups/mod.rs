@@ -212,9 +212,13 @@ impl Cgroup {
         &self.paths
     }
 
-    /// Moves `pid` into the container's cgroup in every hierarchy.
-    pub fn add_process(&self, pid: i32) -> Result<()> {
+    /// Moves `pid` into the container's cgroup in every hierarchy; with
+    /// `in_unified`, it is there already (born there with CLONE_INTO_CGROUP).
+    pub fn add_process(&self, pid: i32, in_unified: bool) -> Result<()> {
         for dir in self.paths.dirs() {
+            if in_unified && self.paths.unified.as_deref() == Some(dir) {
+                continue;
+            }
             fs::write(dir, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())

@@ -425,7 +425,7 @@ fn missing_controller_is_an_error() {
 fn procs_freeze_update_on_fake_trees() {
     let (_t, layout, cg) = hybrid_host();
     let c = Cgroup::create_with(&layout, "c1", None, None, false).unwrap();
-    c.add_process(4242).unwrap();
+    c.add_process(4242, false).unwrap();
     assert_eq!(
         get(cg.join("memory/process_api/abc/kiln-c1/cgroup.procs")),
         "4242"

@@ -111,7 +111,7 @@ fn root_limits_freeze_kill_destroy() {
 
     g.children.push(spawn_sleep());
     let pid = g.children[0].id();
-    cg.add_process(pid as i32).unwrap();
+    cg.add_process(pid as i32, false).unwrap();
     assert_eq!(cg.pids().unwrap(), vec![pid as i32]);
     let child_cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(
@@ -209,7 +209,7 @@ fn root_unified_freeze_kill_devices() {
 
     g.children.push(spawn_sleep());
     let pid = g.children.last().unwrap().id();
-    cg.add_process(pid as i32).unwrap();
+    cg.add_process(pid as i32, false).unwrap();
     cg.freeze().unwrap();
     assert!(cg.is_frozen().unwrap());
     assert!(
@@ -245,7 +245,7 @@ fn probe_devices(cg: &Cgroup, g: &mut Guard) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sh");
-    cg.add_process(child.id() as i32).unwrap();
+    cg.add_process(child.id() as i32, false).unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     g.children.push(child);
