@@ -296,17 +296,34 @@ fn hooks_run_at_each_stage_with_state_on_stdin() {
         return;
     }
     let mut b = Bundle::new("echo run");
-    let log = b.env.path("hooks.log");
-    let hook = |stage: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {stage} \"$s\" >> {}", log.display())]});
+    let dir = b.env.path("hooklog");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let hook = |stage: &str, path: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {stage} \"$s\" >> {path}")]});
+    let host = log.display().to_string();
+    // startContainer runs inside the container: it sees the log through a bind mount.
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/hooklog", "type": "bind", "source": dir, "options": ["bind"]}),
+    );
     b.config["hooks"] = json!({
-        "prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")], "poststart": [hook("poststart")], "poststop": [hook("poststop")],
+        "prestart": [hook("prestart", &host)], "createRuntime": [hook("createRuntime", &host)],
+        "createContainer": [hook("createContainer", &host)],
+        "startContainer": [hook("startContainer", "/hooklog/log")],
+        "poststart": [hook("poststart", &host)], "poststop": [hook("poststop", &host)],
     });
     b.run_ok("h");
     let text = std::fs::read_to_string(&log).unwrap();
     let stages: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(
         stages,
-        ["prestart", "createRuntime", "poststart", "poststop"]
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ]
     );
     assert!(text.lines().all(|l| l.contains("\"id\":\"h\"")), "{text}");
     // A hook that hangs is killed at its timeout and fails the create.
