@@ -486,3 +486,41 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
     );
     a.ok(&["delete", "--force", "a"]);
 }
+
+#[test]
+fn kill_and_forced_delete_in_created_and_paused_states() {
+    if !require_root("kill_and_forced_delete_in_created_and_paused_states") {
+        return;
+    }
+    let b = Bundle::new("exec sleep 60");
+    b.save();
+    let bundle = b.dir.to_str().unwrap();
+    // created → kill → stopped → delete
+    b.ok(&["create", "--bundle", bundle, "k1"]);
+    b.ok(&["kill", "k1", "KILL"]);
+    wait_for(|| b.status("k1") == "stopped");
+    b.ok(&["delete", "k1"]);
+    // created → delete --force
+    b.ok(&["create", "--bundle", bundle, "k2"]);
+    let pid: i64 =
+        serde_json::from_str::<serde_json::Value>(&b.ok(&["state", "k2"])).unwrap()["pid"]
+            .as_i64()
+            .unwrap();
+    b.ok(&["delete", "--force", "k2"]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || b.out(&["state", "k2"]).status.code() != Some(0)
+    );
+    // running → pause → delete refused, delete --force works on a frozen container
+    b.ok(&["run", "--detach", "--bundle", bundle, "k3"]);
+    b.ok(&["pause", "k3"]);
+    assert_eq!(b.status("k3"), "paused");
+    let out = b.out(&["delete", "k3"]);
+    assert!(
+        !out.status.success(),
+        "a paused container is not deleted without --force"
+    );
+    b.ok(&["delete", "--force", "k3"]);
+    assert!(!b.out(&["state", "k3"]).status.success());
+    b.assert_clean();
+}

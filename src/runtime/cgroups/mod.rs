@@ -287,6 +287,11 @@ impl Cgroup {
             && d.join("cgroup.kill").exists()
         {
             fs::write(d, "cgroup.kill", "1")?;
+            // A task frozen by the v1 freezer does not die until thawed (a
+            // v2-frozen one does); thawed after the kill, nothing runs on.
+            if let Some(f) = self.paths.v1.get("freezer") {
+                v1::set_frozen(f, false)?;
+            }
             return self.wait_empty(Duration::from_secs(5));
         }
         let freezer = self
