@@ -521,3 +521,27 @@ fn without_overlayfs_the_root_is_a_private_copy() {
     );
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
+
+#[test]
+fn gc_keeps_the_layers_of_a_running_container() {
+    if !require_root("gc_keeps_the_layers_of_a_running_container") {
+        return;
+    }
+    let s = Scene::new();
+    s.ok(&["run", "-d", "--name", "g1", "bb", "--", "sleep", "60"]);
+    s.ok(&["image", "rm", "bb"]);
+    s.ok(&["gc"]);
+    let layers = s.env.store().join("layers/sha256");
+    let extracted = || {
+        std::fs::read_dir(&layers)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count()
+    };
+    assert_eq!(extracted(), 1, "the running container's layer stays");
+    assert!(!s.ok(&["exec", "g1", "cat", "/etc/hostname"]).is_empty());
+    s.ok(&["delete", "--force", "g1"]);
+    s.ok(&["gc"]);
+    assert_eq!(extracted(), 0, "unused once the container is gone");
+}
