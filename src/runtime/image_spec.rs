@@ -237,6 +237,18 @@ pub fn build(
 ) -> Result<Spec> {
     let rootless = !nix::unistd::geteuid().is_root();
     let mut mounts = default_mounts(rootless);
+    if r.read_only {
+        // As podman's --read-only: the places programs expect to write stay
+        // writable, in memory.
+        for dir in ["/tmp", "/var/tmp", "/run"] {
+            mounts.push(ms(
+                dir,
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "nodev", "mode=1777"],
+            ));
+        }
+    }
     for v in &r.volumes {
         mounts.push(volume(v)?);
     }

@@ -165,7 +165,7 @@ fn run_image_limits_volumes_user_and_network() {
     let ro = format!("{}:/ro:ro", host.display());
     let rw = format!("{}:/rw", host.display());
     let script = "cat /ro/in; touch /ro/x 2>/dev/null || echo ro-refused; echo w > /rw/out; \
-                  touch /rootfile 2>/dev/null || echo root-ro; id -u; id -g; ls /sys/class/net | tr '\\n' ' '";
+                  touch /rootfile 2>/dev/null || echo root-ro; touch /tmp/t /var/tmp/t /run/t && echo tmp-rw; id -u; id -g; ls /sys/class/net | tr '\\n' ' '";
     let out = s.sh(
         &[
             "-v",
@@ -181,7 +181,7 @@ fn run_image_limits_volumes_user_and_network() {
         script,
     );
     assert_eq!(
-        out, "from-host\nro-refused\nroot-ro\n1000\n1000\nlo ",
+        out, "from-host\nro-refused\nroot-ro\ntmp-rw\n1000\n1000\nlo ",
         "{out}"
     );
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "w\n");
