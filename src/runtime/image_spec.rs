@@ -241,12 +241,7 @@ pub fn build(
         // As podman's --read-only: the places programs expect to write stay
         // writable, in memory.
         for dir in ["/tmp", "/var/tmp", "/run"] {
-            mounts.push(ms(
-                dir,
-                "tmpfs",
-                "tmpfs",
-                &["nosuid", "nodev", "mode=1777"],
-            ));
+            mounts.push(ms(dir, "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]));
         }
     }
     for v in &r.volumes {
