@@ -15,6 +15,14 @@ fn main() {
         std::process::exit(kiln::cmd::EXIT_FAILURE);
     }
     let cli = kiln::cli::Cli::parse();
+    if prints_data(&cli.command) {
+        // Like other Unix tools: a closed pipe ends the output quietly
+        // (`kiln image export app -o - | head -c1`). Verbs that change
+        // containers keep Rust's default, so a reader going away cannot cut
+        // them short halfway.
+        // SAFETY: restoring SIGPIPE's default disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let global = cli.global.clone();
     let code = match kiln::cmd::run(cli) {
         Ok(code) => code,
@@ -43,4 +51,21 @@ fn report(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// The verbs whose job is to print data (and that hold no container half-made).
+fn prints_data(cmd: &kiln::cli::Command) -> bool {
+    use kiln::cli::Command as C;
+    matches!(
+        cmd,
+        C::Image(_)
+            | C::Gc(_)
+            | C::Completion(_)
+            | C::Features
+            | C::Spec(_)
+            | C::List(_)
+            | C::State(_)
+            | C::Ps(_)
+            | C::Events(_)
+    )
 }

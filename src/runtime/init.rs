@@ -23,6 +23,7 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         None,
     )
     .sys(|| "reset the signal mask".into())?;
+    default_signal_dispositions();
     chan.expect(Msg::Go)?;
     // Until it execs, this process is the kiln binary inside the container:
     // non-dumpable, its /proc/PID/exe cannot be opened from in there
@@ -73,6 +74,53 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         super::reaper::exec(&exe, &l.spec)
     } else {
         exec(&exe, &l.spec)
+    }
+}
+
+/// Signals kiln ignores (Rust's runtime ignores SIGPIPE; a caller may ignore
+/// more) would stay ignored across exec: the container's processes start
+/// with every signal at its default, so `yes | head -1` ends `yes` with
+/// SIGPIPE as it should. The raw system call: glibc refuses to touch the
+/// real-time signals it reserves (32 and 33), which a caller may still ignore.
+fn default_signal_dispositions() {
+    /// The kernel's `struct sigaction` for rt_sigaction(2) on x86_64/aarch64.
+    #[repr(C)]
+    #[derive(Default)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction::default();
+        // SAFETY: a null new action only reads the disposition into `old`, a
+        // valid kernel sigaction; the mask size is the kernel's (8 bytes).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old,
+                8,
+            )
+        };
+        if rc == 0 && old.handler == libc::SIG_IGN {
+            let dfl = KernelSigaction::default(); // handler 0 is SIG_DFL
+            // SAFETY: sets the default disposition from a valid kernel sigaction.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                )
+            };
+        }
     }
 }
 

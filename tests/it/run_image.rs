@@ -545,3 +545,27 @@ fn gc_keeps_the_layers_of_a_running_container() {
     s.ok(&["gc"]);
     assert_eq!(extracted(), 0, "unused once the container is gone");
 }
+
+/// Regression: kiln's runtime ignores SIGPIPE, and ignored signals survive
+/// exec; the container's processes must start with none ignored.
+#[test]
+fn regression_container_processes_start_with_no_signal_ignored() {
+    if !require_root("regression_container_processes_start_with_no_signal_ignored") {
+        return;
+    }
+    let s = Scene::new();
+    let status = s.ok(&["run", "bb", "--", "grep", "SigIgn", "/proc/self/status"]);
+    assert_eq!(status.trim(), "SigIgn:\t0000000000000000");
+    // `yes` ends by SIGPIPE, quietly, once `head` has its line.
+    let out = s.out(&["run", "bb", "--", "sh", "-c", "yes | head -1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ok(&["run", "-d", "--name", "sig", "bb", "--", "sleep", "60"]);
+    let status = s.ok(&["exec", "sig", "grep", "SigIgn", "/proc/self/status"]);
+    assert_eq!(status.trim(), "SigIgn:\t0000000000000000");
+    s.ok(&["delete", "--force", "sig"]);
+}
