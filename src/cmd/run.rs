@@ -90,12 +90,20 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         env.extend(read_env_file(f)?);
     }
     env.extend(a.env.iter().cloned());
+    let host_net = match a.net.as_str() {
+        "host" => true,
+        "none" => false,
+        other => bail!("--net {other}: kiln supports host and none"),
+    };
+    let hostname: String = id.chars().take(63).collect();
+    let mut volumes = etc_files(&dir, &hostname, host_net)?;
+    volumes.extend(a.volume.iter().cloned());
     let rs = RunSpec {
-        hostname: id.chars().take(63).collect(),
+        hostname,
         process_type: a.process.clone(),
         command: a.command.clone(),
         env,
-        volumes: a.volume.clone(),
+        volumes,
         memory: a
             .memory
             .as_deref()
@@ -106,11 +114,7 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         pids: a.pids,
         cpus: a.cpus,
         read_only: a.read_only,
-        host_net: match a.net.as_str() {
-            "host" => true,
-            "none" => false,
-            other => bail!("--net {other}: kiln supports host and none"),
-        },
+        host_net,
         user,
         tty: a.tty,
         cgroups_path: a
@@ -128,6 +132,29 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
 /// Whether the root can be an overlay of the cached layers; `KILN_OVERLAY=0`
 /// asks for a private copy instead (file systems that cannot be overlay
 /// upper dirs, nested container hosts).
+/// /etc/hostname and /etc/hosts naming the container, and with the host's
+/// network its /etc/resolv.conf, written in the container's directory and
+/// bound over the image's (as podman does); returned as `-v` specs.
+fn etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<Vec<String>> {
+    let mut hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string()
+    };
+    hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    let mut files = vec![("hostname", format!("{hostname}\n")), ("hosts", hosts)];
+    if host_net && let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
+        files.push(("resolv.conf", resolv));
+    }
+    let mut volumes = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        volumes.push(format!("{}:/etc/{name}", path.display()));
+    }
+    Ok(volumes)
+}
+
 fn overlay_supported() -> bool {
     if std::env::var_os("KILN_OVERLAY").is_some_and(|v| v == "0") {
         return false;

@@ -569,3 +569,28 @@ fn regression_container_processes_start_with_no_signal_ignored() {
     assert_eq!(status.trim(), "SigIgn:\t0000000000000000");
     s.ok(&["delete", "--force", "sig"]);
 }
+
+#[test]
+fn etc_hostname_hosts_and_resolv_conf_name_the_container() {
+    if !require_root("etc_hostname_hosts_and_resolv_conf_name_the_container") {
+        return;
+    }
+    let s = Scene::new();
+    let out = s.ok(&["run", "--name", "named", "bb", "--", "sh", "-c", "cat /etc/hostname; grep -c named /etc/hosts; grep -c localhost /etc/hosts; test -e /etc/resolv.conf || echo no-dns"]);
+    assert_eq!(
+        out, "named\n1\n2\nno-dns\n",
+        "a private network has no resolver"
+    );
+    let out = s.ok(&[
+        "run",
+        "--net",
+        "host",
+        "bb",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    if let Ok(host) = std::fs::read_to_string("/etc/resolv.conf") {
+        assert_eq!(out, host, "the host's network, the host's resolver");
+    }
+}
