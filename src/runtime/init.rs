@@ -135,6 +135,12 @@ fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel) -> Result<()> {
     rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
     run_create_hooks(l, chan)?;
     rootfs::enter(&l.rootfs, l.no_pivot)?;
+    // A working directory the image lacks is made, as runc does: in the new
+    // root, before it may turn read-only (a failure shows at the chdir).
+    let cwd = process(&l.spec).cwd().clone();
+    if !cwd.exists() {
+        let _ = std::fs::create_dir_all(&cwd);
+    }
     // Sysctls go in before /proc/sys becomes read-only (a readonlyPath).
     set_sysctls(&l.spec)?;
     rootfs::finish(&l.spec)

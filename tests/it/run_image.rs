@@ -594,3 +594,27 @@ fn etc_hostname_hosts_and_resolv_conf_name_the_container() {
         assert_eq!(out, host, "the host's network, the host's resolver");
     }
 }
+
+#[test]
+fn a_missing_working_directory_is_made() {
+    if !require_root("a_missing_working_directory_is_made") {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = env.busybox_rootfs();
+    env.ok(&[
+        "image",
+        "from-dir",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "wd",
+        "--workdir",
+        "/app/sub",
+    ]);
+    let s = Scene { env };
+    assert_eq!(s.ok(&["run", "wd", "--", "pwd"]), "/app/sub\n");
+    assert_eq!(
+        s.ok(&["run", "--read-only", "wd", "--", "pwd"]),
+        "/app/sub\n"
+    );
+}
