@@ -117,6 +117,7 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         host_net,
         user,
         tty: a.tty,
+        home: image_spec::home_of(user.map_or(0, |(uid, _)| uid), &layers),
         cgroups_path: a
             .cgroup_parent
             .as_ref()

@@ -39,6 +39,8 @@ pub struct RunSpec {
     pub tty: bool,
     /// linux.cgroupsPath (`--cgroup-parent`); none means under kiln's own cgroup.
     pub cgroups_path: Option<String>,
+    /// HOME unless the image or the flags set it (the user's home directory).
+    pub home: String,
 }
 
 /// The process's argv: a Procfile type (run through `sh -c`), the given
@@ -281,6 +283,9 @@ fn environment(c: &oci_spec::image::Config, r: &RunSpec) -> Vec<String> {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     env.push(format!("HOSTNAME={}", r.hostname));
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", r.home));
+    }
     if r.tty {
         env.push("TERM=xterm".into());
     }
@@ -442,6 +447,25 @@ fn resources(r: &RunSpec) -> Result<oci_spec::runtime::LinuxResources> {
 
 fn cfgerr(e: impl std::fmt::Display) -> Error {
     Error::Config(format!("generate config: {e}"))
+}
+
+/// The home directory of `uid` in the image's /etc/passwd, "/" without one
+/// (as Docker and podman set HOME).
+pub fn home_of(uid: u32, layers: &[PathBuf]) -> String {
+    layers
+        .iter()
+        .rev()
+        .map(|l| l.join("etc/passwd"))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f.get(5).map(|h| h.to_string()))?
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 /// Resolves `user[:group]` (names or numbers) with the image's /etc/passwd

@@ -88,7 +88,7 @@ fn run_image_passes_status_env_and_config_through() {
     std::fs::write(&env_file, "# comment\nFROM_FILE=1\nBOTH=file\n").unwrap();
     let out = s.sh(
         &["-e", "BOTH=flag", "--env-file", env_file.to_str().unwrap()],
-        "echo $FROM_FILE $BOTH; echo $PATH; hostname; id -u",
+        "echo $FROM_FILE $BOTH; echo $PATH; hostname; id -u; echo $HOME",
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1 flag", "-e overrides --env-file: {out}");
@@ -98,6 +98,7 @@ fn run_image_passes_status_env_and_config_through() {
         "hostname is the container name: {out}"
     );
     assert_eq!(lines[3], "0");
+    assert_eq!(lines[4], "/root", "HOME from the image's /etc/passwd");
 
     let out = s.out(&["run", "bb", "--", "sh", "-c", "exit 42"]);
     assert_eq!(out.status.code(), Some(42));
