@@ -118,6 +118,10 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         user,
         tty: a.tty,
         home: image_spec::home_of(user.map_or(0, |(uid, _)| uid), &layers),
+        additional_gids: user.map_or_else(
+            || image_spec::groups_of(0, 0, &layers),
+            |(uid, gid)| image_spec::groups_of(uid, gid, &layers),
+        ),
         cgroups_path: a
             .cgroup_parent
             .as_ref()

@@ -41,6 +41,8 @@ pub struct RunSpec {
     pub cgroups_path: Option<String>,
     /// HOME unless the image or the flags set it (the user's home directory).
     pub home: String,
+    /// The user's supplementary groups from the image's /etc/group.
+    pub additional_gids: Vec<u32>,
 }
 
 /// The process's argv: a Procfile type (run through `sh -c`), the given
@@ -320,6 +322,7 @@ fn process(cfg: &ImageConfiguration, r: &RunSpec) -> Result<oci_spec::runtime::P
             UserBuilder::default()
                 .uid(uid)
                 .gid(gid)
+                .additional_gids(r.additional_gids.clone())
                 .build()
                 .map_err(cfgerr)?,
         )
@@ -447,6 +450,42 @@ fn resources(r: &RunSpec) -> Result<oci_spec::runtime::LinuxResources> {
 
 fn cfgerr(e: impl std::fmt::Display) -> Error {
     Error::Config(format!("generate config: {e}"))
+}
+
+/// The image's /etc/`name` from the topmost layer that has it.
+fn image_file(layers: &[PathBuf], name: &str) -> String {
+    layers
+        .iter()
+        .rev()
+        .map(|l| l.join("etc").join(name))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
+/// The user's groups, as Docker sets them: its primary group `gid`, then
+/// those of /etc/group that list the user `uid` (by its name in /etc/passwd).
+pub fn groups_of(uid: u32, gid: u32, layers: &[PathBuf]) -> Vec<u32> {
+    let passwd = image_file(layers, "passwd");
+    let Some(name) = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    }) else {
+        return vec![gid];
+    };
+    let mut gids: Vec<u32> = image_file(layers, "group")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let members = f.get(3)?;
+            let g = f.get(2)?.parse::<u32>().ok()?;
+            (g != gid && members.split(',').any(|m| m.trim() == name)).then_some(g)
+        })
+        .collect();
+    gids.sort_unstable();
+    gids.dedup();
+    gids.insert(0, gid);
+    gids
 }
 
 /// The home directory of `uid` in the image's /etc/passwd, "/" without one

@@ -619,3 +619,42 @@ fn a_missing_working_directory_is_made() {
         "/app/sub\n"
     );
 }
+
+#[test]
+fn named_users_get_home_and_groups_from_the_image() {
+    if !require_root("named_users_get_home_and_groups_from_the_image") {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = env.busybox_rootfs();
+    let etc = rootfs.join("etc");
+    let mut passwd = std::fs::read_to_string(etc.join("passwd")).unwrap();
+    passwd.push_str("app:x:1000:1000:app:/home/app:/bin/sh\n");
+    std::fs::write(etc.join("passwd"), passwd).unwrap();
+    std::fs::write(
+        etc.join("group"),
+        "root:x:0:\nwheel:x:10:root,app\nstaff:x:50:app\napp:x:1000:\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "image",
+        "from-dir",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "users",
+    ]);
+    let s = Scene { env };
+    let out = s.ok(&[
+        "run",
+        "--user",
+        "app",
+        "users",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -G | tr ' ' '\\n' | sort -n | tr '\\n' ' '; echo; echo $HOME",
+    ]);
+    assert_eq!(out, "1000\n10 50 1000 \n/home/app\n");
+    let out = s.ok(&["run", "users", "--", "id", "-G"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "10"]);
+}
