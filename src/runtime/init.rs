@@ -135,6 +135,7 @@ fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel) -> Result<()> {
     rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
     run_create_hooks(l, chan)?;
     rootfs::enter(&l.rootfs, l.no_pivot)?;
+    rootfs::apply_propagation(&l.spec)?;
     // A working directory the image lacks is made, as runc does: in the new
     // root, before it may turn read-only (a failure shows at the chdir).
     let cwd = process(&l.spec).cwd().clone();

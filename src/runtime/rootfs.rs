@@ -43,6 +43,9 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Res
     // Nothing the container mounts may propagate back to the host.
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .sys(|| "set / propagation".into())?;
+    // pivot_root refuses a new root whose parent mount is shared (and the
+    // bind below must not propagate): make that parent private, as runc does.
+    parent_mount_private(rootfs)?;
     let overlay = spec
         .annotations()
         .as_ref()
@@ -218,6 +221,51 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     // …and detach it, leaving only the new root.
     umount2(".", MntFlags::MNT_DETACH).sys(|| "detach old root".into())?;
     chdir("/").ctx("chdir to", Path::new("/"))
+}
+
+/// linux.rootfsPropagation on the container's own root, once it is "/":
+/// applied before pivot_root it would reach the host's mount.
+pub fn apply_propagation(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    match linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(mounts::propagation)
+    {
+        Some(prop) => mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .sys(|| "set the root's propagation".into()),
+        None => Ok(()),
+    }
+}
+
+/// Makes the mount holding `path` private when it is shared.
+fn parent_mount_private(path: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .ctx("read", Path::new("/proc/self/mountinfo"))?;
+    // Field 5 is the mount point; optional fields (shared:N, master:N) follow field 6 up to "-".
+    let holder = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let mp = Path::new(*f.get(4)?);
+            let shared = f[6..]
+                .iter()
+                .take_while(|x| **x != "-")
+                .any(|x| x.starts_with("shared:"));
+            path.starts_with(mp).then_some((mp.to_path_buf(), shared))
+        })
+        .max_by_key(|(mp, _)| mp.components().count());
+    match holder {
+        Some((mp, true)) => mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx("make private", &mp),
+        _ => Ok(()),
+    }
 }
 
 /// After entering the root: hide masked paths, make read-only paths and

@@ -524,3 +524,20 @@ fn kill_and_forced_delete_in_created_and_paused_states() {
     assert!(!b.out(&["state", "k3"]).status.success());
     b.assert_clean();
 }
+
+#[test]
+fn rootfs_propagation_is_applied() {
+    if !require_root("rootfs_propagation_is_applied") {
+        return;
+    }
+    let script = "awk '$5 == \"/\" {print ($7 ~ /shared:/) ? \"shared\" : \"not-shared\"}' /proc/self/mountinfo";
+    let mut b = Bundle::new(script);
+    assert_eq!(
+        b.run_ok("p1"),
+        "not-shared\n",
+        "private by default: nothing propagates to the host"
+    );
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    assert_eq!(b.run_ok("p2"), "shared\n");
+    b.assert_clean();
+}
