@@ -197,9 +197,10 @@ pub fn spec(a: SpecArgs) -> Result<i32> {
     if path.exists() {
         bail!("{}: already exists; remove it first", path.display());
     }
-    rt::spec::default_spec(a.rootless)
-        .save(&path)
-        .with_context(|| format!("write {}", path.display()))?;
+    // Indented, as runc writes it: people edit this file.
+    let mut text = serde_json::to_string_pretty(&rt::spec::default_spec(a.rootless))?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     Ok(0)
 }
 
