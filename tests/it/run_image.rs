@@ -658,3 +658,47 @@ fn named_users_get_home_and_groups_from_the_image() {
     let out = s.ok(&["run", "users", "--", "id", "-G"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "10"]);
 }
+
+#[test]
+fn detached_output_goes_to_the_containers_log() {
+    if !require_root("detached_output_goes_to_the_containers_log") {
+        return;
+    }
+    let s = Scene::new();
+    let out = s.out(&[
+        "run",
+        "-d",
+        "--name",
+        "lg",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2; exec sleep 60",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "lg\n",
+        "only the name on kiln's stdout"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = s.env.store().join("containers/lg/output.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log).unwrap_or_default() != "to-out\nto-err\n" {
+        assert!(
+            Instant::now() < deadline,
+            "log: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.ok(&["delete", "--force", "lg"]);
+    let out = s.out(&["run", "-d", "-t", "bb"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-t with -d"));
+}
