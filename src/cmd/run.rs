@@ -110,7 +110,7 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
     // gc keeps the layers a container directory names.
     let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
     std::fs::write(dir.join("layers.json"), serde_json::to_vec(&pins)?)?;
-    let overlay = overlay_supported();
+    let overlay = overlay_supported(store.root());
     if !overlay {
         unpack::render(&store, &image, &dir.join("rootfs"))?;
     }
@@ -202,12 +202,18 @@ fn etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<Vec<String>> 
     Ok(volumes)
 }
 
-fn overlay_supported() -> bool {
+fn overlay_supported(store: &Path) -> bool {
+    /// An overlayfs cannot hold another overlay's upper dir (kiln inside a
+    /// container whose root is an overlay).
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     if std::env::var_os("KILN_OVERLAY").is_some_and(|v| v == "0") {
         return false;
     }
-    std::fs::read_to_string("/proc/filesystems")
-        .is_ok_and(|f| f.lines().any(|l| l.ends_with("\toverlay")))
+    let on_overlay = nix::sys::statfs::statfs(store)
+        .is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC);
+    !on_overlay
+        && std::fs::read_to_string("/proc/filesystems")
+            .is_ok_and(|f| f.lines().any(|l| l.ends_with("\toverlay")))
 }
 
 fn read_env_file(path: &Path) -> Result<Vec<String>> {

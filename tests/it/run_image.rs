@@ -702,3 +702,40 @@ fn detached_output_goes_to_the_containers_log() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("-t with -d"));
 }
+
+#[test]
+fn a_store_on_overlayfs_gets_copies_instead_of_overlays() {
+    if !require_root("a_store_on_overlayfs_gets_copies_instead_of_overlays") {
+        return;
+    }
+    // kiln inside a container whose root is an overlay: the store is on one.
+    let s = Scene::new();
+    let img = s.env.path("app.img");
+    s.ok(&["image", "export", "bb", "-o", img.to_str().unwrap()]);
+    let base = s.env.path("ovl");
+    for d in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir_all(base.join(d)).unwrap();
+    }
+    let script = format!(
+        "mount --make-rprivate / && mount -t overlay overlay -o lowerdir={b}/lower,upperdir={b}/upper,workdir={b}/work {b}/merged && \
+         {kiln} --store {b}/merged/store --root {b}/state run {img} -- grep ' / ' /proc/self/mounts",
+        b = base.display(),
+        kiln = env!("CARGO_BIN_EXE_kiln"),
+        img = img.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        text.trim(),
+        "overlay",
+        "the root is a copy, not an overlay on an overlay"
+    );
+}
