@@ -203,14 +203,13 @@ fn etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<Vec<String>> 
 }
 
 fn overlay_supported(store: &Path) -> bool {
-    /// An overlayfs cannot hold another overlay's upper dir (kiln inside a
-    /// container whose root is an overlay).
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     if std::env::var_os("KILN_OVERLAY").is_some_and(|v| v == "0") {
         return false;
     }
+    // An overlayfs cannot hold another overlay's upper dir (kiln inside a
+    // container whose root is an overlay).
     let on_overlay = nix::sys::statfs::statfs(store)
-        .is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC);
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
     !on_overlay
         && std::fs::read_to_string("/proc/filesystems")
             .is_ok_and(|f| f.lines().any(|l| l.ends_with("\toverlay")))
