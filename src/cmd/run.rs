@@ -103,29 +103,53 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
     if dir.exists() {
         bail!("container {id}: already exists");
     }
-    for sub in ["rootfs", "upper", "work"] {
-        std::fs::create_dir_all(dir.join(sub))
-            .with_context(|| format!("create {}", dir.join(sub).display()))?;
+    // Whatever fails from here on leaves no container directory behind.
+    let spec = (|| -> Result<oci_spec::runtime::Spec> {
+        for sub in ["rootfs", "upper", "work"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("create {}", dir.join(sub).display()))?;
+        }
+        // gc keeps the layers a container directory names.
+        let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
+        std::fs::write(dir.join("layers.json"), serde_json::to_vec(&pins)?)?;
+        let overlay = overlay_supported(store.root());
+        if !overlay {
+            unpack::render(&store, &image, &dir.join("rootfs"))?;
+        }
+        let rs = run_spec(a, id, &dir, &image.config, &layers)?;
+        Ok(image_spec::build(
+            &image.config,
+            &rs,
+            &layers,
+            &dir,
+            overlay,
+        )?)
+    })();
+    if spec.is_err() {
+        remove_dir(&dir);
     }
-    // gc keeps the layers a container directory names.
-    let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
-    std::fs::write(dir.join("layers.json"), serde_json::to_vec(&pins)?)?;
-    let overlay = overlay_supported(store.root());
-    if !overlay {
-        unpack::render(&store, &image, &dir.join("rootfs"))?;
-    }
-    let user = match &a.user {
-        Some(u) => Some(image_spec::resolve_user(u, &layers).or_else(|_| parse_user(u))?),
-        None => match image
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.user().clone())
-            .filter(|u| !u.is_empty())
-        {
-            Some(u) => Some(image_spec::resolve_user(&u, &layers)?),
-            None => None,
-        },
+    Ok((dir, spec?))
+}
+
+/// The flags and the image's user, environment and files, as a `RunSpec`.
+fn run_spec(
+    a: &RunArgs,
+    id: &str,
+    dir: &Path,
+    config: &oci_spec::image::ImageConfiguration,
+    layers: &[PathBuf],
+) -> Result<RunSpec> {
+    let image_user = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.user().clone())
+        .filter(|u| !u.is_empty());
+    let user = match (&a.user, image_user) {
+        (Some(u), _) => {
+            Some(image_spec::resolve_user(u, layers).or_else(|e| parse_user(u).map_err(|_| e))?)
+        }
+        (None, Some(u)) => Some(image_spec::resolve_user(&u, layers)?),
+        (None, None) => None,
     };
     let mut env = Vec::new();
     for f in &a.env_file {
@@ -138,9 +162,10 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         other => bail!("--net {other}: kiln supports host and none"),
     };
     let hostname: String = id.chars().take(63).collect();
-    let mut volumes = etc_files(&dir, &hostname, host_net)?;
+    let mut volumes = etc_files(dir, &hostname, host_net)?;
     volumes.extend(a.volume.iter().cloned());
-    let rs = RunSpec {
+    let (uid, gid) = user.unwrap_or((0, 0));
+    Ok(RunSpec {
         hostname,
         process_type: a.process.clone(),
         command: a.command.clone(),
@@ -159,21 +184,13 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         host_net,
         user,
         tty: a.tty,
-        home: image_spec::home_of(user.map_or(0, |(uid, _)| uid), &layers),
-        additional_gids: user.map_or_else(
-            || image_spec::groups_of(0, 0, &layers),
-            |(uid, gid)| image_spec::groups_of(uid, gid, &layers),
-        ),
+        home: image_spec::home_of(uid, layers),
+        additional_gids: image_spec::groups_of(uid, gid, layers),
         cgroups_path: a
             .cgroup_parent
             .as_ref()
             .map(|p| format!("{}/kiln-{id}", p.trim_end_matches('/'))),
-    };
-    let spec = image_spec::build(&image.config, &rs, &layers, &dir, overlay);
-    if spec.is_err() {
-        remove_dir(&dir);
-    }
-    Ok((dir, spec?))
+    })
 }
 
 /// Whether the root can be an overlay of the cached layers; `KILN_OVERLAY=0`

@@ -112,6 +112,23 @@ fn run_image_passes_status_env_and_config_through() {
     let out = s.out(&["run", "no-such-image"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-image"));
+    // Bad flags fail before anything runs, and leave no container directory.
+    for (flags, says) in [
+        (["--net", "bogus"], "--net bogus"),
+        (["--user", "nosuch"], "nosuch"),
+        (["--memory", "lots"], "lots"),
+    ] {
+        let mut args = vec!["run"];
+        args.extend(flags);
+        args.extend(["bb", "true"]);
+        let out = s.out(&args);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(
         s.containers().is_empty(),
         "--rm is the default: {:?}",
