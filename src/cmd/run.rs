@@ -105,8 +105,15 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
     }
     // Whatever fails from here on leaves no container directory behind.
     let spec = (|| -> Result<oci_spec::runtime::Spec> {
+        // Private, like the state dir: config.json and output.log may hold secrets.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("create {}", dir.display()))?;
         for sub in ["rootfs", "upper", "work"] {
-            std::fs::create_dir_all(dir.join(sub))
+            std::fs::create_dir(dir.join(sub))
                 .with_context(|| format!("create {}", dir.join(sub).display()))?;
         }
         // gc keeps the layers a container directory names.

@@ -7,6 +7,7 @@ use super::process::{self, Launch, Mode};
 use super::state::{Record, Status, process_start};
 use super::{Context, Error, Result, hooks, spec};
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The flags of `create` (and of `run`, which adds starting and waiting).
@@ -33,9 +34,16 @@ pub fn create(
     let bundle = fs::canonicalize(&o.bundle).ctx("open bundle", &o.bundle)?;
     let spec = spec::load_bundle(&bundle)?;
     let rootfs = spec::rootfs_path(&spec, &bundle);
-    fs::create_dir_all(root).ctx("create state root", root)?;
+    // Others may pass through (a user-namespaced init opens its exec fifo
+    // here) but not list: config.json, mode 0600, names the environment,
+    // which may hold secrets (`-e`).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .ctx("create state root", root)?;
     let dir = Container::dir_for(root, &o.id);
-    match fs::create_dir(&dir) {
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::container(&o.id, "already exists"));
         }
@@ -77,8 +85,7 @@ fn create_in(
     console_fd: Option<std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let _lock = c.lock()?;
-    spec.save(c.dir.join(CONFIG_FILE))
-        .map_err(|e| Error::container(c.id(), format!("save config: {e}")))?;
+    save_private(spec, &c.dir.join(CONFIG_FILE))?;
     c.save()?;
     let fifo = c.dir.join(EXEC_FIFO);
     if mode == Mode::Create {
@@ -187,6 +194,20 @@ fn host_root(spec: &oci_spec::runtime::Spec) -> Option<(u32, u32)> {
         root_of(linux.uid_mappings())?,
         root_of(linux.gid_mappings())?,
     ))
+}
+
+/// Writes config.json readable by its owner only.
+fn save_private(spec: &oci_spec::runtime::Spec, path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let data = serde_json::to_vec(spec).map_err(|e| Error::Config(format!("config: {e}")))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&data))
+        .ctx("write", path)
 }
 
 /// Writes the pid file atomically (containerd and podman read it).

@@ -714,6 +714,10 @@ fn detached_output_goes_to_the_containers_log() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // -e values are in config.json: nobody but the owner reads it, or the log.
+    let mode = |p: PathBuf| std::fs::metadata(&p).unwrap().mode() & 0o777;
+    assert_eq!(mode(s.env.store().join("containers/lg")), 0o700);
+    assert_eq!(mode(s.state().join("lg/config.json")), 0o600);
     s.ok(&["delete", "--force", "lg"]);
     let out = s.out(&["run", "-d", "-t", "bb"]);
     assert_eq!(out.status.code(), Some(125));
