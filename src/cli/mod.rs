@@ -48,6 +48,17 @@ pub struct Global {
     /// Accepted for runc compatibility (kiln does not checkpoint)
     #[arg(long, global = true, hide = true, value_name = "PATH")]
     pub criu: Option<String>,
+    /// runc's rootless mode (true, false, auto; kiln decides by its user id).
+    /// With `spec`: write a config for running without root
+    #[arg(
+        long,
+        global = true,
+        value_name = "MODE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true
+    )]
+    pub rootless: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -147,9 +147,6 @@ pub struct SpecArgs {
     /// Bundle directory to write config.json into
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
-    /// A config for running without root (user namespace, no cgroup limits)
-    #[arg(long)]
-    pub rootless: bool,
 }
 
 #[derive(Args, Debug)]

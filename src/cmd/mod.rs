@@ -102,7 +102,7 @@ fn engine(g: &Global, cmd: Command) -> Result<i32> {
             Ok(0)
         }
         Command::Update(a) => runtime::update(g, a),
-        Command::Spec(a) => runtime::spec(a),
+        Command::Spec(a) => runtime::spec(g, a),
         Command::Features => features::print(),
         Command::Events(a) => runtime::events(g, a),
         _ => unreachable!("only runtime verbs are routed here"),

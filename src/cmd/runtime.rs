@@ -192,13 +192,14 @@ pub fn ps(g: &Global, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn spec(a: SpecArgs) -> Result<i32> {
+pub fn spec(g: &Global, a: SpecArgs) -> Result<i32> {
+    let rootless = g.rootless.as_deref().is_some_and(|v| v != "false");
     let path = a.bundle.join("config.json");
     if path.exists() {
         bail!("{}: already exists; remove it first", path.display());
     }
     // Indented, as runc writes it: people edit this file.
-    let mut text = serde_json::to_string_pretty(&rt::spec::default_spec(a.rootless))?;
+    let mut text = serde_json::to_string_pretty(&rt::spec::default_spec(rootless))?;
     text.push('\n');
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     Ok(0)

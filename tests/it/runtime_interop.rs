@@ -393,7 +393,7 @@ fn runc_flags_are_accepted() {
     let (root, log, b) = (env.path("state"), env.path("log"), env.path("no-bundle"));
     let global = format!(
         "--root {} --log {} --log-format json --systemd-cgroup --debug \
-         --criu /usr/sbin/criu",
+         --criu /usr/sbin/criu --rootless=auto",
         s(&root),
         s(&log)
     );
