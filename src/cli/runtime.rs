@@ -101,6 +101,9 @@ pub struct ExecArgs {
     /// Allow exec in a paused container (the process starts frozen)
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in this sub-cgroup of the container's (it must exist)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
     /// Accepted for runc compatibility
     #[arg(long, hide = true)]
     pub process_label: Option<String>,

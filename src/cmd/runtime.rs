@@ -82,6 +82,7 @@ pub fn exec_cmd(g: &Global, a: ExecArgs) -> Result<i32, Error> {
         no_new_privs: a.no_new_privs,
         pidfd_socket: a.pidfd_socket,
         ignore_paused: a.ignore_paused,
+        sub_cgroup: a.cgroup,
     };
     rt::exec::exec(&state_root(g), &o, None)
 }

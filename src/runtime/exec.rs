@@ -33,6 +33,8 @@ pub struct ExecOpts {
     pub pidfd_socket: Option<PathBuf>,
     /// Exec even in a paused container (the process starts frozen).
     pub ignore_paused: bool,
+    /// A sub-cgroup of the container's to run in (`--cgroup`).
+    pub sub_cgroup: Option<String>,
 }
 
 /// Runs the process; returns its exit status (0 when detached).
@@ -79,7 +81,11 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
         kiln_init: false,
         seccomp,
     };
-    let cgroup = c.cgroup();
+    let cgroup = match (c.cgroup(), &o.sub_cgroup) {
+        (Some(cg), Some(sub)) => Some(cg.sub(sub)?),
+        (None, Some(_)) => return Err(Error::container(&o.id, "has no cgroup for --cgroup")),
+        (cg, None) => cg,
+    };
     let mask = super::run::forwarded_signals();
     // Blocked before the process exists, so no signal is lost before the wait.
     if !o.detach {

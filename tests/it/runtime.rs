@@ -541,3 +541,52 @@ fn rootfs_propagation_is_applied() {
     assert_eq!(b.run_ok("p2"), "shared\n");
     b.assert_clean();
 }
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    if !require_root("exec_into_a_sub_cgroup") {
+        return;
+    }
+    let b = Bundle::new("exec sleep 60");
+    b.save();
+    b.ok(&["run", "--detach", "--bundle", b.dir.to_str().unwrap(), "sc"]);
+    let state: serde_json::Value = serde_json::from_str(&b.ok(&["state", "sc"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    // The container's cgroup dirs, from its init's /proc/PID/cgroup as the host sees it.
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut made = Vec::new();
+    for line in own.lines() {
+        let f: Vec<&str> = line.splitn(3, ':').collect();
+        let mount = match f[1] {
+            "" => "/sys/fs/cgroup/unified".to_string(),
+            c => format!("/sys/fs/cgroup/{}", c.trim_start_matches("name=")),
+        };
+        let dir = std::path::Path::new(&mount)
+            .join(f[2].trim_start_matches('/'))
+            .join("sub");
+        if std::fs::create_dir(&dir).is_ok() {
+            // A v1 cpuset cgroup takes no task until it has cpus and mems.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(dir.parent().unwrap().join(f)) {
+                    let _ = std::fs::write(dir.join(f), v.trim());
+                }
+            }
+            made.push(dir);
+        }
+    }
+    let out = b.out(&["exec", "--cgroup", "sub", "sc", "cat", "/proc/self/cgroup"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let missing = b.out(&["exec", "--cgroup", "nope", "sc", "true"]);
+    b.ok(&["delete", "--force", "sc"]);
+    for d in &made {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.lines().all(|l| l.ends_with("/sub")), "{text}");
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such sub-cgroup"));
+}

@@ -208,6 +208,40 @@ impl Cgroup {
         }
     }
 
+    /// The existing sub-cgroup `rel` of this one, in every hierarchy (runc's
+    /// `exec --cgroup`); it may not climb out with `..`.
+    pub fn sub(&self, rel: &str) -> Result<Cgroup> {
+        let rel = Path::new(rel.trim_start_matches('/'));
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::Path {
+                path: rel.display().to_string(),
+                reason: "must name a sub-cgroup".into(),
+            });
+        }
+        let join = |d: &PathBuf| -> Result<PathBuf> {
+            let p = d.join(rel);
+            if p.is_dir() {
+                Ok(p)
+            } else {
+                Err(Error::Path {
+                    path: p.display().to_string(),
+                    reason: "no such sub-cgroup".into(),
+                })
+            }
+        };
+        let mut paths = CgroupPaths {
+            unified: self.paths.unified.as_ref().map(join).transpose()?,
+            ..CgroupPaths::default()
+        };
+        for (c, d) in &self.paths.v1 {
+            paths.v1.insert(c.clone(), join(d)?);
+        }
+        Ok(Cgroup { paths })
+    }
+
     pub fn paths(&self) -> &CgroupPaths {
         &self.paths
     }
