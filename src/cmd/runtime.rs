@@ -219,12 +219,19 @@ pub fn update(g: &Global, a: UpdateArgs) -> Result<i32> {
 pub fn events(g: &Global, a: EventsArgs) -> Result<i32> {
     let root = state_root(g);
     let interval = super::resources::parse_duration(&a.interval)?;
+    let mut oom_kills = None;
     loop {
         let c = Container::load(&root, &a.id)?;
         let cg = c
             .cgroup()
             .context(format!("container {}: has no cgroup", a.id))?;
-        let stats = cg.stats()?;
+        let stats = serde_json::to_value(cg.stats()?)?;
+        // runc's "oom" event: the kernel killed in the container since the last look.
+        let kills = stats["memory"]["oomKill"].as_u64().unwrap_or(0);
+        if oom_kills.is_some_and(|before| kills > before) {
+            println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+        }
+        oom_kills = Some(kills);
         println!(
             "{}",
             serde_json::json!({"type": "stats", "id": a.id, "data": stats})

@@ -590,3 +590,46 @@ fn exec_into_a_sub_cgroup() {
     assert_eq!(missing.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such sub-cgroup"));
 }
+
+#[test]
+fn events_report_an_oom_kill() {
+    if !require_root("events_report_an_oom_kill") {
+        return;
+    }
+    // A child goes over the limit and is killed; the container lives on.
+    let mut b = Bundle::new("sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; exec sleep 60");
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 16 * 1024 * 1024});
+    b.save();
+    b.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "oomev",
+    ]);
+    let mut child = b
+        .kiln(&["events", "--interval", "200ms", "oomev"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("\"type\":\"oom\""))
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    b.ok(&["delete", "--force", "oomev"]);
+    let line = reader.join().unwrap();
+    assert!(
+        line.is_some_and(|l| l.contains("\"id\":\"oomev\"")),
+        "no oom event"
+    );
+}
