@@ -760,3 +760,24 @@ fn a_store_on_overlayfs_gets_copies_instead_of_overlays() {
         "the root is a copy, not an overlay on an overlay"
     );
 }
+
+#[test]
+fn the_default_seccomp_profile_confines_kiln_run() {
+    if !require_root("the_default_seccomp_profile_confines_kiln_run") {
+        return;
+    }
+    let s = Scene::new();
+    // A new user namespace needs no privilege from the kernel; the default
+    // profile (podman's) refuses it without CAP_SYS_ADMIN.
+    let out = s.out(&[
+        "run",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; unshare -U true",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Seccomp:\t2\n");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+}

@@ -633,3 +633,26 @@ fn events_report_an_oom_kill() {
         "no oom event"
     );
 }
+
+#[test]
+fn seccomp_from_the_config_filters_inside_the_container() {
+    if !require_root("seccomp_from_the_config_filters_inside_the_container") {
+        return;
+    }
+    let mut b = Bundle::new(
+        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/d 2>&1 || echo refused; touch /tmp/f && echo touched",
+    );
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let out = b.run_ok("sc1");
+    assert!(out.starts_with("Seccomp:\t2\n"), "filter mode: {out}");
+    assert!(
+        out.contains("Operation not permitted") && out.contains("refused"),
+        "{out}"
+    );
+    assert!(out.ends_with("touched\n"), "other calls pass: {out}");
+}
