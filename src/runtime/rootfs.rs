@@ -192,7 +192,7 @@ fn make_device(
 /// Makes `rootfs` the container's `/`: pivot_root, or chroot when asked
 /// (`--no-pivot`) or when the root sits on the initramfs where pivot_root fails.
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    let on_ramfs = nix::sys::statfs::statfs("/").is_ok_and(|s| s.filesystem_type() == RAMFS_MAGIC);
+    let on_ramfs = on_initial_rootfs();
     chdir(rootfs).ctx("chdir to", rootfs)?;
     if no_pivot || on_ramfs {
         // Move the root mount over / and chroot into it.
@@ -221,6 +221,21 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     // …and detach it, leaving only the new root.
     umount2(".", MntFlags::MNT_DETACH).sys(|| "detach old root".into())?;
     chdir("/").ctx("chdir to", Path::new("/"))
+}
+
+/// Whether "/" is the kernel's initial rootfs (an initramfs: ramfs, or tmpfs
+/// when the kernel has it), which pivot_root cannot leave.
+fn on_initial_rootfs() -> bool {
+    if nix::sys::statfs::statfs("/").is_ok_and(|s| s.filesystem_type() == RAMFS_MAGIC) {
+        return true;
+    }
+    // In /proc/self/mountinfo the initial root is the file system type "rootfs".
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+        info.lines()
+            .rfind(|l| l.split(' ').nth(4) == Some("/"))
+            .and_then(|l| l.split(" - ").nth(1))
+            .is_some_and(|rest| rest.split(' ').next() == Some("rootfs"))
+    })
 }
 
 /// linux.rootfsPropagation on the container's own root, once it is "/":

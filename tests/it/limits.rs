@@ -362,6 +362,7 @@ fn write_vm_bundles(dir: &Path) {
                 },
             ),
         ),
+        ("initramfs", vm_config(&base, "echo inside", |_| {})),
         (
             "devdeny",
             vm_config(&base, OPEN_PROBE, |c| probe_config(c, false)),
@@ -507,6 +508,9 @@ impl Judge<'_> {
 
 fn check_vm_results(r: &Results, console: &str) {
     let j = Judge { r, console };
+    // kiln on the initramfs itself (no pivot_root out of it): chroot.
+    j.eq("initramfs", "rc", "0");
+    j.eq("initramfs", "out", "inside");
     check_vm_limits(&j);
     check_vm_lifecycle(&j);
     // Nothing left behind.
