@@ -27,7 +27,7 @@ pub fn connect_socket(path: &Path) -> Result<OwnedFd> {
 /// Opens a new pty inside the container, hands the master to `sock` (or keeps
 /// it, for `kiln run -t`, when `sock` is None), and makes the slave the
 /// controlling terminal and stdio of this process. Returns the master if kept.
-pub fn setup(sock: Option<&OwnedFd>) -> Result<Option<OwnedFd>> {
+pub fn setup(sock: Option<&OwnedFd>, size: Option<(u16, u16)>) -> Result<Option<OwnedFd>> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .sys(|| "open /dev/ptmx".into())?;
     grantpt(&master).sys(|| "grantpt".into())?;
@@ -49,6 +49,16 @@ pub fn setup(sock: Option<&OwnedFd>) -> Result<Option<OwnedFd>> {
             nix::mount::MsFlags::MS_BIND,
             None::<&str>,
         );
+    }
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the winsize we pass; `slave` is an open terminal.
+        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     // SAFETY: TIOCSCTTY takes an int argument; `slave` is an open terminal fd.

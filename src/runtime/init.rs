@@ -47,7 +47,7 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         let sock = console
             .as_ref()
             .ok_or_else(|| Error::Config("process.terminal needs --console-socket".into()))?;
-        console::setup(Some(sock))?;
+        console::setup(Some(sock), console_size(&l.spec))?;
     }
     drop(console);
     let nnp = confine(l, plan)?;
@@ -181,7 +181,7 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
             (None, Some(path)) => console::connect_socket(path)?,
             (None, None) => return Err(Error::Config("a terminal needs --console-socket".into())),
         };
-        console::setup(Some(&sock))?;
+        console::setup(Some(&sock), console_size(&l.spec))?;
     }
     let nnp = confine(l, plan)?;
     close_inherited_fds(l.preserve_fds, &[chan.raw()])?;
@@ -190,6 +190,12 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     chan.send(&Msg::Ready)?;
     confine_last(l, nnp)?;
     exec(&exe, &l.spec)
+}
+
+/// process.consoleSize as (rows, columns), for the terminal's first size.
+fn console_size(spec: &Spec) -> Option<(u16, u16)> {
+    let b = process(spec).console_size()?;
+    Some((b.height().try_into().ok()?, b.width().try_into().ok()?))
 }
 
 fn process(spec: &Spec) -> oci_spec::runtime::Process {

@@ -250,6 +250,7 @@ fn console_socket_receives_a_working_pty() {
     }
     let mut b = Bundle::new("");
     b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
     b.config["process"]["args"] = json!(["sh"]);
     b.save();
     let sock = b.env.path("console.sock");
@@ -269,6 +270,12 @@ fn console_socket_receives_a_working_pty() {
     master.write_all(b"echo $((6*7))\n").unwrap();
     let mut got = String::new();
     assert!(read_until(&mut master, &mut got, "\n42\r\n"), "{got:?}");
+    master.write_all(b"stty size\n").unwrap();
+    let mut got = String::new();
+    assert!(
+        read_until(&mut master, &mut got, "\n33 101\r\n"),
+        "consoleSize: {got:?}"
+    );
     master.write_all(b"tty\n").unwrap();
     let mut got = String::new();
     assert!(read_until(&mut master, &mut got, "/dev/"), "{got:?}");
