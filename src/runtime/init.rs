@@ -310,6 +310,9 @@ fn process_settings(spec: &Spec) -> Result<()> {
     }
     let umask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(FMode::from_bits_truncate(umask));
+    if let Some(io) = p.io_priority() {
+        security::set_io_priority(io)?;
+    }
     Ok(())
 }
 

@@ -71,6 +71,28 @@ pub fn set_oom_score_adj(v: i32) -> Result<()> {
     std::fs::write(p, v.to_string()).ctx("write", p)
 }
 
+/// process.ioPriority through ioprio_set(2), for this process.
+pub fn set_io_priority(io: &oci_spec::runtime::LinuxIOPriority) -> Result<()> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let class: i64 = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    let prio = io.priority();
+    if !(0..8).contains(&prio) {
+        return Err(Error::Config(format!(
+            "ioPriority.priority {prio}: must be 0 to 7"
+        )));
+    }
+    // IOPRIO_WHO_PROCESS (1), pid 0 (this process), IOPRIO_PRIO_VALUE(class, prio).
+    // SAFETY: ioprio_set takes plain integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (class << 13) | prio) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| format!("set io priority {:?} {prio}", io.class()))
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integer arguments.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };

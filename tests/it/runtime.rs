@@ -433,7 +433,7 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
 
     let mut b = Bundle::new(
         "hostname; readlink /proc/self/ns/net; cat /proc/sys/kernel/shm_rmid_forced; \
-         cat /proc/self/oom_score_adj; cut -d. -f1 /proc/uptime",
+         cat /proc/self/oom_score_adj; cut -d. -f1 /proc/uptime; ionice -p $$",
     );
     // A hostname would be set in the joined namespace (as runc does): none here.
     b.config.as_object_mut().unwrap().remove("hostname");
@@ -445,6 +445,7 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
     b.config["linux"]["sysctl"] = json!({"kernel.shm_rmid_forced": "1"});
     b.config["process"]["oomScoreAdj"] = json!(500);
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
     b.save();
     let out = b.out(&[
         "run",
@@ -476,6 +477,7 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
         uptime >= 864000,
         "boottime offset of 10 days in the time namespace: {uptime}"
     );
+    assert_eq!(lines[5], "idle", "ioPriority: {text}");
     // The host's own value is untouched.
     assert_ne!(
         std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced")
