@@ -313,6 +313,9 @@ fn process_settings(spec: &Spec) -> Result<()> {
     if let Some(io) = p.io_priority() {
         security::set_io_priority(io)?;
     }
+    if let Some(sch) = p.scheduler() {
+        security::set_scheduler(sch)?;
+    }
     Ok(())
 }
 

@@ -93,6 +93,75 @@ pub fn set_io_priority(io: &oci_spec::runtime::LinuxIOPriority) -> Result<()> {
         .sys(|| format!("set io priority {:?} {prio}", io.class()))
 }
 
+/// process.scheduler through sched_setattr(2), for this process.
+pub fn set_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<()> {
+    /// The kernel's `struct sched_attr` (version 0 plus the deadline fields).
+    #[repr(C)]
+    #[derive(Default)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let policy = name(serde_json::to_value(sch.policy()));
+    let policy_number = match policy.as_str() {
+        "SCHED_OTHER" => 0,
+        "SCHED_FIFO" => 1,
+        "SCHED_RR" => 2,
+        "SCHED_BATCH" => 3,
+        "SCHED_IDLE" => 5,
+        "SCHED_DEADLINE" => 6,
+        other => {
+            return Err(Error::Config(format!(
+                "scheduler policy {other:?} is not supported"
+            )));
+        }
+    };
+    let mut flags = 0u64;
+    for f in sch.flags().iter().flatten() {
+        flags |= match name(serde_json::to_value(f)).as_str() {
+            "SCHED_FLAG_RESET_ON_FORK" => 0x01,
+            "SCHED_FLAG_RECLAIM" => 0x02,
+            "SCHED_FLAG_DL_OVERRUN" => 0x04,
+            "SCHED_FLAG_KEEP_POLICY" => 0x08,
+            "SCHED_FLAG_KEEP_PARAMS" => 0x10,
+            "SCHED_FLAG_UTIL_CLAMP_MIN" => 0x20,
+            "SCHED_FLAG_UTIL_CLAMP_MAX" => 0x40,
+            other => {
+                return Err(Error::Config(format!(
+                    "scheduler flag {other:?} is not supported"
+                )));
+            }
+        };
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy_number,
+        flags,
+        nice: sch.nice().unwrap_or(0),
+        priority: sch.priority().unwrap_or(0).max(0) as u32,
+        runtime: sch.runtime().unwrap_or(0),
+        deadline: sch.deadline().unwrap_or(0),
+        period: sch.period().unwrap_or(0),
+    };
+    // SAFETY: sched_setattr reads `attr`, a valid sched_attr of the size it
+    // states, for this process (pid 0); flags argument 0.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| format!("set scheduler {policy}"))
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integer arguments.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
