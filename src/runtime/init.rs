@@ -316,6 +316,9 @@ fn process_settings(spec: &Spec) -> Result<()> {
     if let Some(sch) = p.scheduler() {
         security::set_scheduler(sch)?;
     }
+    if let Some(per) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        security::set_personality(per.domain())?;
+    }
     Ok(())
 }
 

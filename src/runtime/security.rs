@@ -162,6 +162,20 @@ pub fn set_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<()> {
         .sys(|| format!("set scheduler {policy}"))
 }
 
+/// linux.personality (its domain; like runc, no flags).
+pub fn set_personality(domain: oci_spec::runtime::LinuxPersonalityDomain) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let persona: libc::c_ulong = match domain {
+        D::PerLinux => 0x0000,   // PER_LINUX
+        D::PerLinux32 => 0x0008, // PER_LINUX32
+    };
+    // SAFETY: personality takes a plain integer.
+    let rc = unsafe { libc::personality(persona) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .sys(|| format!("set personality {domain}"))
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integer arguments.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };

@@ -433,7 +433,7 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
 
     let mut b = Bundle::new(
         "hostname; readlink /proc/self/ns/net; cat /proc/sys/kernel/shm_rmid_forced; \
-         cat /proc/self/oom_score_adj; cut -d. -f1 /proc/uptime; ionice -p $$; cut -d' ' -f19,41 /proc/self/stat",
+         cat /proc/self/oom_score_adj; cut -d. -f1 /proc/uptime; ionice -p $$; cut -d' ' -f19,41 /proc/self/stat; uname -m",
     );
     // A hostname would be set in the joined namespace (as runc does): none here.
     b.config.as_object_mut().unwrap().remove("hostname");
@@ -447,6 +447,7 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
     b.config["process"]["oomScoreAdj"] = json!(500);
     b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
     b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
     b.save();
     let out = b.out(&[
         "run",
@@ -480,6 +481,10 @@ fn joined_namespaces_time_offsets_sysctls_oom_and_no_pivot() {
     );
     assert_eq!(lines[5], "idle", "ioPriority: {text}");
     assert_eq!(lines[6], "7 3", "scheduler: nice 7, SCHED_BATCH: {text}");
+    assert!(
+        matches!(lines[7], "i686" | "armv8l" | "armv7l"),
+        "personality LINUX32: {text}"
+    );
     // The host's own value is untouched.
     assert_ne!(
         std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced")
