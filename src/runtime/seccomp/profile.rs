@@ -643,7 +643,8 @@ fn socket_rules() -> Vec<LinuxSyscall> {
     ]
 }
 
-fn rule(
+/// One syscall rule of a profile (also used by the tests).
+pub(super) fn rule(
     names: &[&str],
     action: Act,
     errno_ret: Option<u32>,

@@ -14,19 +14,7 @@ use oci_spec::runtime::{
 
 use super::*;
 
-fn rule(
-    names: &[&str],
-    action: Act,
-    errno_ret: Option<u32>,
-    args: Vec<LinuxSeccompArg>,
-) -> LinuxSyscall {
-    let mut r = LinuxSyscall::default();
-    r.set_names(names.iter().map(|n| n.to_string()).collect())
-        .set_action(action)
-        .set_errno_ret(errno_ret)
-        .set_args((!args.is_empty()).then_some(args));
-    r
-}
+use super::profile::rule;
 
 fn arg(index: usize, op: Op, value: u64, value_two: Option<u64>) -> LinuxSeccompArg {
     let mut b = LinuxSeccompArgBuilder::default()
@@ -95,23 +83,10 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 fn default_caps() -> Vec<String> {
-    // podman's default capability set.
-    [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SETFCAP",
-        "CAP_SETGID",
-        "CAP_SETPCAP",
-        "CAP_SETUID",
-        "CAP_SYS_CHROOT",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect()
+    crate::runtime::security::DEFAULT_CAPS
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 fn admin_caps() -> Vec<String> {
