@@ -117,66 +117,20 @@ fn ms(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
         .expect("static mount is valid")
 }
 
+/// runc's default mounts (oci-spec has them), /proc also nosuid, noexec, nodev.
 fn default_mounts(rootless: bool) -> Vec<Mount> {
-    let mut m = vec![
-        ms("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        ms(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        ms(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-            ],
-        ),
-        ms(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
-        ms(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        ms(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
-        ms(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-    ];
-    if !rootless {
-        m[2] = ms(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        );
+    let mut m = if rootless {
+        oci_spec::runtime::get_rootless_mounts()
+    } else {
+        oci_spec::runtime::get_default_mounts()
+    };
+    for mount in m
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/proc"))
+    {
+        mount.set_options(Some(
+            ["nosuid", "noexec", "nodev"].map(String::from).to_vec(),
+        ));
     }
     m
 }
