@@ -30,10 +30,22 @@ pub fn create(
     mode: Mode,
     console_fd: Option<std::os::fd::OwnedFd>,
 ) -> Result<Container> {
+    let spec = spec::load_bundle(&o.bundle)?;
+    create_with(root, o, &spec, mode, console_fd)
+}
+
+/// `create` with the bundle's config already loaded (by `run`, which needs
+/// it too).
+pub fn create_with(
+    root: &Path,
+    o: &CreateOpts,
+    spec: &oci_spec::runtime::Spec,
+    mode: Mode,
+    console_fd: Option<std::os::fd::OwnedFd>,
+) -> Result<Container> {
     validate_id(&o.id)?;
     let bundle = fs::canonicalize(&o.bundle).ctx("open bundle", &o.bundle)?;
-    let spec = spec::load_bundle(&bundle)?;
-    let rootfs = spec::rootfs_path(&spec, &bundle);
+    let rootfs = spec::rootfs_path(spec, &bundle);
     // Others may pass through (a user-namespaced init opens its exec fifo
     // here) but not list: config.json, mode 0600, names the environment,
     // which may hold secrets (`-e`).
@@ -66,7 +78,7 @@ pub fn create(
             kiln_init: o.kiln_init,
         },
     };
-    let result = create_in(&mut c, &spec, o, mode, console_fd);
+    let result = create_in(&mut c, spec, o, mode, console_fd);
     if result.is_err() {
         if let Some(cg) = c.cgroup() {
             let _ = cg.kill_all(libc::SIGKILL);

@@ -2,7 +2,7 @@
 //! foreground, forwarding signals, then delete; or detach after starting.
 
 use super::container::Container;
-use super::create::{CreateOpts, create};
+use super::create::{CreateOpts, create_with};
 use super::process::Mode;
 use super::{Context, Result, delete};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -43,9 +43,10 @@ pub fn run(
     console_fd: Option<OwnedFd>,
 ) -> Result<i32> {
     let mask = forwarded_signals();
+    let spec = super::spec::load_bundle(&o.bundle)?;
     // A terminal with nowhere to send it: kiln is the terminal, in the foreground.
     let relay_channel = match (&console_fd, &o.console_socket) {
-        (None, None) if !detach && wants_terminal(&o.bundle) => Some(super::tty::channel()?),
+        (None, None) if !detach && wants_terminal(&spec) => Some(super::tty::channel()?),
         _ => None,
     };
     let (console_fd, ours) = match relay_channel {
@@ -57,8 +58,8 @@ pub fn run(
     if !detach {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).sys(|| "block signals".into())?;
     }
-    let created = create(root, o, Mode::Run, console_fd)
-        .and_then(|c| super::start::poststart(&c).map(|()| c));
+    let created = create_with(root, o, &spec, Mode::Run, console_fd)
+        .and_then(|c| super::start::poststart(&c, &spec).map(|()| c));
     let c = match created {
         Ok(c) if !detach => c,
         other => {
@@ -96,11 +97,11 @@ pub fn foreground(c: &Container, mask: &SigSet, relay_end: Option<&OwnedFd>) -> 
     code
 }
 
-/// Whether the bundle's process asks for a terminal.
-fn wants_terminal(bundle: &Path) -> bool {
-    super::spec::load_bundle(bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+/// Whether the process asks for a terminal.
+fn wants_terminal(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false)
 }
 

@@ -25,12 +25,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     std::fs::remove_file(&fifo).ctx("remove", &fifo)?;
     c.record.status = Status::Running;
     c.save()?;
-    poststart(&c)
+    poststart(&c, &c.config()?)
 }
 
-/// Runs the poststart hooks of a container whose process has just started.
-pub fn poststart(c: &Container) -> Result<()> {
-    let config = c.config()?;
+/// Runs the poststart hooks of `config` for a container whose process has just started.
+pub fn poststart(c: &Container, config: &oci_spec::runtime::Spec) -> Result<()> {
     let poststart = config
         .hooks()
         .as_ref()
