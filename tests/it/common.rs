@@ -229,3 +229,15 @@ pub fn output_via_files(env: &Env, cmd: &mut Command) -> Output {
         stderr: std::fs::read(&e).unwrap(),
     }
 }
+
+/// Polls `f` for up to `secs` seconds; whether it held.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}

@@ -2,11 +2,11 @@
 //! layers and runs through the engine; checked from inside the container and
 //! through the CLI.
 
-use crate::common::{Env, require_root};
+use crate::common::{Env, eventually, require_root};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A store with a busybox image `bb`, and a state root of its own.
 struct Scene {
@@ -54,6 +54,15 @@ impl Scene {
         args.extend_from_slice(flags);
         args.extend_from_slice(&["bb", "--", "sh", "-c", script]);
         self.ok(&args)
+    }
+
+    /// The store's extracted layer directories.
+    fn extracted_layers(&self) -> Vec<PathBuf> {
+        let rd = std::fs::read_dir(self.env.store().join("layers/sha256")).unwrap();
+        rd.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
     }
 
     fn containers(&self) -> Vec<String> {
@@ -147,14 +156,7 @@ fn run_image_reuses_extracted_layers_on_an_overlay() {
         "echo changed > /etc/motd; grep ' / ' /proc/self/mounts | cut -d' ' -f3",
     );
     assert_eq!(out, "overlay\n");
-    let layers = s.env.store().join("layers/sha256");
-    let extracted = || -> Vec<PathBuf> {
-        let rd = std::fs::read_dir(&layers).unwrap();
-        rd.flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect()
-    };
+    let extracted = || s.extracted_layers();
     let layer = extracted().remove(0);
     let before = std::fs::metadata(&layer).unwrap();
     // A second run extracts nothing and sees the image as it was.
@@ -296,11 +298,10 @@ fn detached_containers_are_listed_entered_and_removed() {
     let out = s.out(&["run", "-d", "--name", "app1", "bb", "--", "true"]);
     assert_eq!(out.status.code(), Some(125), "names are unique");
     s.ok(&["kill", "app1", "KILL"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.ok(&["state", "app1"]).contains("\"stopped\"") {
-        assert!(Instant::now() < deadline, "app1 never stopped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        eventually(10, || s.ok(&["state", "app1"]).contains("\"stopped\"")),
+        "app1 never stopped"
+    );
     s.ok(&["delete", "app1"]);
     assert!(
         s.containers().is_empty(),
@@ -337,11 +338,7 @@ fn foreground_run_forwards_signals_and_reaps_zombies() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "container never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(eventually(10, || ready.exists()), "container never started");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -549,14 +546,7 @@ fn gc_keeps_the_layers_of_a_running_container() {
     s.ok(&["run", "-d", "--name", "g1", "bb", "--", "sleep", "60"]);
     s.ok(&["image", "rm", "bb"]);
     s.ok(&["gc"]);
-    let layers = s.env.store().join("layers/sha256");
-    let extracted = || {
-        std::fs::read_dir(&layers)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .count()
-    };
+    let extracted = || s.extracted_layers().len();
     assert_eq!(extracted(), 1, "the running container's layer stays");
     assert!(!s.ok(&["exec", "g1", "cat", "/etc/hostname"]).is_empty());
     s.ok(&["delete", "--force", "g1"]);
@@ -705,15 +695,12 @@ fn detached_output_goes_to_the_containers_log() {
         String::from_utf8_lossy(&out.stderr)
     );
     let log = s.env.store().join("containers/lg/output.log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&log).unwrap_or_default() != "to-out\nto-err\n" {
-        assert!(
-            Instant::now() < deadline,
-            "log: {:?}",
-            std::fs::read_to_string(&log)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(10, || logged() == "to-out\nto-err\n"),
+        "log: {:?}",
+        logged()
+    );
     // -e values are in config.json: nobody but the owner reads it, or the log.
     let mode = |p: PathBuf| std::fs::metadata(&p).unwrap().mode() & 0o777;
     assert_eq!(mode(s.env.store().join("containers/lg")), 0o700);

@@ -407,15 +407,11 @@ fn user_namespace_with_mappings() {
     assert_eq!(fields[2], ["0"]);
 }
 
-fn wait_for(mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition not met within 10s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(cond: impl FnMut() -> bool) {
+    assert!(
+        crate::common::eventually(10, cond),
+        "condition not met within 10s"
+    );
 }
 
 #[test]

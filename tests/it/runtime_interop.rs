@@ -15,7 +15,7 @@
 //! fails.
 
 use crate::bundle::Bundle;
-use crate::common::{Env, in_ci, require_root, require_tool, run};
+use crate::common::{Env, eventually, in_ci, require_root, require_tool, run};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -48,18 +48,6 @@ fn output(cmd: &mut Command) -> Output {
 /// Runs `cmd`, asserting success; its stdout.
 fn ok(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd.stdin(Stdio::null())).stdout).unwrap()
-}
-
-/// Polls `f` for up to `secs` seconds.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// The busybox fixture exported as an OCI archive `bb.img` (kiln's own format).
