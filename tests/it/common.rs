@@ -241,3 +241,21 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// podman's flags and environment for a test's own directory `dir` (see
+/// `write_podman_config`), with `runtime` as its OCI runtime.
+pub fn podman_args<'c>(c: &'c mut Command, dir: &Path, runtime: &Path) -> &'c mut Command {
+    let d = |rel: &str| dir.join(rel);
+    c.env("CONTAINERS_CONF", d("containers.conf"))
+        .env("CONTAINERS_STORAGE_CONF", d("storage.conf"))
+        .env("CONTAINERS_REGISTRIES_CONF", d("registries.conf"))
+        .arg("--root")
+        .arg(d("storage"))
+        .arg("--runroot")
+        .arg(d("runroot"))
+        .arg("--tmpdir")
+        .arg(d("tmp"))
+        .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        .args(["--events-backend", "file", "--runtime"])
+        .arg(runtime)
+}

@@ -506,16 +506,8 @@ impl<'e> Podman<'e> {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let d = |rel: &str| self.dir.join(rel);
         let mut c = peer(self.env, "podman");
-        c.env("CONTAINERS_CONF", d("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d("registries.conf"));
-        c.args(["--root", s(&d("storage")), "--runroot", s(&d("runroot"))])
-            .args(["--tmpdir", s(&d("tmp")), "--storage-driver", "vfs"])
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-            .args(["--runtime", s(&d("bin/runc"))])
-            .args(args);
+        crate::common::podman_args(&mut c, &self.dir, &self.dir.join("bin/runc")).args(args);
         c
     }
 

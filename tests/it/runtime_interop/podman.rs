@@ -42,15 +42,8 @@ impl<'e> Podman<'e> {
             .args(["sh", "-c", PODMAN_NS, "sh", "podman"]);
         c.env("HOME", d("home"))
             .env("XDG_DATA_HOME", d("home/share"))
-            .env("TMPDIR", d("peer-tmp"))
-            .env("CONTAINERS_CONF", d("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d("registries.conf"));
-        c.args(["--root", s(&d("storage")), "--runroot", s(&d("runroot"))])
-            .args(["--tmpdir", s(&d("tmp")), "--storage-driver", "vfs"])
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-            .args(["--runtime", s(&d("bin/kiln"))])
-            .args(args);
+            .env("TMPDIR", d("peer-tmp"));
+        crate::common::podman_args(&mut c, &self.dir, &d("bin/kiln")).args(args);
         c
     }
 
