@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -258,4 +259,62 @@ pub fn podman_args<'c>(c: &'c mut Command, dir: &Path, runtime: &Path) -> &'c mu
         .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
         .args(["--events-backend", "file", "--runtime"])
         .arg(runtime)
+}
+
+/// `name` under each mounted cgroup hierarchy, where it exists.
+pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            let mnt = pre.split_whitespace().nth(4)?;
+            fstype
+                .starts_with("cgroup")
+                .then(|| Path::new(mnt).join(name))
+        })
+        .filter(|p| p.exists())
+        .collect();
+    dirs.dedup();
+    dirs
+}
+
+/// Every process in the cgroups under `name`.
+pub fn cgroup_processes(name: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let mut stack = cgroup_dirs(name);
+    while let Some(d) = stack.pop() {
+        let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        let subdirs = fs::read_dir(&d).into_iter().flatten().flatten();
+        stack.extend(subdirs.map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    pids.sort();
+    pids.dedup();
+    pids
+}
+
+/// Removes a cgroup directory and its children (rmdir, deepest first).
+pub fn remove_cgroup(dir: &Path) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            remove_cgroup(&e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// Mount points (in this mount namespace) under `root`, deepest first.
+pub fn mounts_under(root: &Path) -> Vec<String> {
+    let root = root.to_string_lossy().into_owned();
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|m| m.replace("\\040", " "))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    found.reverse();
+    found
 }

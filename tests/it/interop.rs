@@ -521,47 +521,17 @@ impl<'e> Podman<'e> {
 
     /// Our cgroup under each mounted hierarchy.
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        info.lines()
-            .filter_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                let fstype = post.split_whitespace().next()?;
-                let mnt = pre.split_whitespace().nth(4)?;
-                fstype
-                    .starts_with("cgroup")
-                    .then(|| Path::new(mnt).join(&self.cgroup))
-            })
-            .filter(|p| p.exists())
-            .collect()
+        crate::common::cgroup_dirs(&self.cgroup)
     }
 
     /// Processes left in our cgroups (conmon, its exit command, containers).
     fn processes(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
-        let mut stack = self.cgroup_dirs();
-        while let Some(d) = stack.pop() {
-            let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            let subdirs = fs::read_dir(&d).into_iter().flatten().flatten();
-            stack.extend(subdirs.map(|e| e.path()).filter(|p| p.is_dir()));
-        }
-        pids.sort();
-        pids.dedup();
-        pids
+        crate::common::cgroup_processes(&self.cgroup)
     }
 
     /// Mount points under the test's directory, deepest first.
     fn mounts(&self) -> Vec<String> {
-        let root = s(self.env.tmp.path()).to_string();
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut found: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .map(|m| m.replace("\\040", " "))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        found.reverse();
-        found
+        crate::common::mounts_under(self.env.tmp.path())
     }
 
     /// What podman leaves behind: mounts under the test dir, processes, cgroups.
@@ -596,19 +566,9 @@ impl<'e> Podman<'e> {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
         for top in self.cgroup_dirs() {
-            remove_cgroup(&top);
+            crate::common::remove_cgroup(&top);
         }
     }
-}
-
-/// Removes a cgroup directory and its children (rmdir, deepest first).
-fn remove_cgroup(dir: &Path) {
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            remove_cgroup(&e.path());
-        }
-    }
-    let _ = fs::remove_dir(dir);
 }
 
 impl Drop for Podman<'_> {

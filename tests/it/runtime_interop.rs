@@ -15,7 +15,10 @@
 //! fails.
 
 use crate::bundle::Bundle;
-use crate::common::{Env, eventually, in_ci, require_root, require_tool, run};
+use crate::common::{
+    Env, cgroup_dirs, cgroup_processes, eventually, in_ci, mounts_under, remove_cgroup,
+    require_root, require_tool, run,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -62,64 +65,6 @@ fn busybox_archive(env: &Env) -> PathBuf {
 fn cgroup_name(env: &Env, engine: &str) -> String {
     let tag = env.tmp.path().file_name().unwrap().to_string_lossy();
     format!("kiln-{engine}-{tag}")
-}
-
-/// `name` under each mounted cgroup hierarchy, where it exists.
-fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            let mnt = pre.split_whitespace().nth(4)?;
-            fstype
-                .starts_with("cgroup")
-                .then(|| Path::new(mnt).join(name))
-        })
-        .filter(|p| p.exists())
-        .collect();
-    dirs.dedup();
-    dirs
-}
-
-/// Every process in the cgroups under `name`.
-fn cgroup_processes(name: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    let mut stack = cgroup_dirs(name);
-    while let Some(d) = stack.pop() {
-        let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-        let subdirs = fs::read_dir(&d).into_iter().flatten().flatten();
-        stack.extend(subdirs.map(|e| e.path()).filter(|p| p.is_dir()));
-    }
-    pids.sort();
-    pids.dedup();
-    pids
-}
-
-/// Removes a cgroup directory and its children (rmdir, deepest first).
-fn remove_cgroup(dir: &Path) {
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            remove_cgroup(&e.path());
-        }
-    }
-    let _ = fs::remove_dir(dir);
-}
-
-/// Mount points (in this mount namespace) under `root`, deepest first.
-fn mounts_under(root: &Path) -> Vec<String> {
-    let root = s(root).to_string();
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut found: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(|m| m.replace("\\040", " "))
-        .filter(|m| m.starts_with(&root))
-        .collect();
-    found.reverse();
-    found
 }
 
 /// Processes whose command line mentions `needle` (daemons and shims started with our paths).
