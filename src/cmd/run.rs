@@ -31,52 +31,19 @@ pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
         kiln_init: !a.no_init,
         ..Default::default()
     };
-    let result = if a.detach {
+    let o = CreateOpts {
         // A detached container does not write on the caller's terminal after
         // kiln returns: its output goes to output.log in its directory.
-        let log = dir.join("output.log");
-        with_stdio_to(&log, || rt::run::run(&state_root(g), &o, true, false, None))?
-    } else {
-        rt::run::run(&state_root(g), &o, false, false, None)
+        output: a.detach.then(|| dir.join("output.log")),
+        ..o
     };
+    let result = rt::run::run(&state_root(g), &o, a.detach, false, None);
     if a.detach && result.is_ok() {
         println!("{id}");
         return Ok(0);
     }
     remove_dir(&dir);
     Ok(result?)
-}
-
-/// Runs `f` with stdin from /dev/null and stdout and stderr appending to
-/// `log` (the container inherits them), then puts kiln's own stdio back.
-fn with_stdio_to<T>(log: &Path, f: impl FnOnce() -> T) -> Result<T> {
-    use std::os::fd::AsRawFd;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("open {}", log.display()))?;
-    let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
-    let saved: Vec<std::os::fd::OwnedFd> = (0..3)
-        .map(|fd| {
-            // SAFETY: 0, 1 and 2 are this process's stdio, open while it runs;
-            // the borrow lasts only for the dup.
-            nix::unistd::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
-        })
-        .collect::<nix::Result<_>>()
-        .context("save stdio")?;
-    let redirect = |from: i32, to: i32| {
-        // SAFETY: dup2 onto a stdio number; `from` is an open descriptor owned above.
-        unsafe { libc::dup2(from, to) }
-    };
-    redirect(null.as_raw_fd(), 0);
-    redirect(out.as_raw_fd(), 1);
-    redirect(out.as_raw_fd(), 2);
-    let result = f();
-    for (fd, s) in saved.iter().enumerate() {
-        redirect(s.as_raw_fd(), fd as i32);
-    }
-    Ok(result)
 }
 
 /// Resolves the image, makes sure its layers are extracted, and writes the

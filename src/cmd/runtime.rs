@@ -33,6 +33,7 @@ pub fn create_cmd(g: &Global, a: CreateArgs) -> Result<i32, Error> {
         preserve_fds: a.preserve_fds,
         systemd_cgroup: g.systemd_cgroup,
         kiln_init: false,
+        output: None,
     };
     let c = create(&state_root(g), &o, Mode::Create, console)?;
     if let Some(sock) = &a.pidfd_socket
@@ -56,6 +57,7 @@ pub fn run_bundle(g: &Global, a: RunArgs, bundle: PathBuf) -> Result<i32, Error>
         preserve_fds: a.preserve_fds,
         systemd_cgroup: g.systemd_cgroup,
         kiln_init: false,
+        output: None,
     };
     rt::run::run(&state_root(g), &o, a.detach, a.keep, console)
 }

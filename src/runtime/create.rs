@@ -21,6 +21,9 @@ pub struct CreateOpts {
     pub preserve_fds: i32,
     pub systemd_cgroup: bool,
     pub kiln_init: bool,
+    /// The process's stdout and stderr append here, its stdin is /dev/null
+    /// (a detached `kiln run IMAGE`); none: kiln's own stdio is inherited.
+    pub output: Option<PathBuf>,
 }
 
 /// Creates the container; in `Mode::Run` its process is already running on return.
@@ -129,6 +132,7 @@ fn create_in(
         preserve_fds: o.preserve_fds,
         kiln_init: o.kiln_init,
         seccomp: process::seccomp_filter(spec, c.dir.parent().unwrap_or(Path::new(".")))?,
+        stdio: o.output.as_deref().map(open_stdio).transpose()?,
     };
     let record = c.record.clone();
     let pid = process::spawn(&launch, cgroup.as_ref(), |pid| {
@@ -206,6 +210,19 @@ fn host_root(spec: &oci_spec::runtime::Spec) -> Option<(u32, u32)> {
         root_of(linux.uid_mappings())?,
         root_of(linux.gid_mappings())?,
     ))
+}
+
+/// /dev/null and `log` (append, owner-only) for the process's stdin and output.
+fn open_stdio(log: &Path) -> Result<[std::os::fd::OwnedFd; 2]> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let null = fs::File::open("/dev/null").ctx("open", Path::new("/dev/null"))?;
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)
+        .ctx("open", log)?;
+    Ok([null.into(), out.into()])
 }
 
 /// Writes config.json readable by its owner only.

@@ -80,6 +80,7 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
         preserve_fds: o.preserve_fds,
         kiln_init: false,
         seccomp,
+        stdio: None,
     };
     let cgroup = match (c.cgroup(), &o.sub_cgroup) {
         (Some(cg), Some(sub)) => Some(cg.sub(sub)?),

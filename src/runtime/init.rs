@@ -24,6 +24,13 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     )
     .sys(|| "reset the signal mask".into())?;
     default_signal_dispositions();
+    if let Some([input, output]) = &l.stdio {
+        for (from, to) in [(input, 0), (output, 1), (output, 2)] {
+            // SAFETY: dup2 onto a stdio number from a descriptor the Launch owns.
+            let rc = unsafe { libc::dup2(from.as_raw_fd(), to) };
+            nix::errno::Errno::result(rc).sys(|| "set the process's stdio".into())?;
+        }
+    }
     chan.expect(Msg::Go)?;
     // Until it execs, this process is the kiln binary inside the container:
     // non-dumpable, its /proc/PID/exe cannot be opened from in there

@@ -44,6 +44,8 @@ pub struct Launch {
     pub kiln_init: bool,
     /// linux.seccomp, compiled before the clone (see `seccomp_filter`).
     pub seccomp: Option<super::seccomp::Filter>,
+    /// stdin and stdout+stderr for the process, instead of kiln's own.
+    pub stdio: Option<[OwnedFd; 2]>,
 }
 
 /// The container's seccomp filter, compiled here rather than in the init (a
