@@ -17,6 +17,7 @@ pub mod image_spec;
 pub mod init;
 pub mod kill;
 pub mod list;
+pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
 pub mod pause;

@@ -372,18 +372,9 @@ fn mount_cgroup_at(
     )?;
     let top = inroot::open(root, dest.trim_start_matches('/'), OFlag::O_PATH)?;
     let target = &fd_path(top.as_fd());
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        let (fstype, _src, opts) = (
-            post.next().unwrap_or(""),
-            post.next(),
-            post.next().unwrap_or(""),
-        );
-        let mnt = pre.split(' ').nth(4).unwrap_or("");
+    for m in super::mountinfo::read() {
+        let (fstype, opts) = (m.fstype.as_str(), m.super_opts.as_str());
+        let mnt = m.mountpoint.to_string_lossy();
         let Some(name) = mnt.strip_prefix("/sys/fs/cgroup/") else {
             continue;
         };
@@ -394,7 +385,7 @@ fn mount_cgroup_at(
         let _ = std::fs::create_dir(&sub);
         if fstype == "cgroup2" {
             match mount(Some("cgroup2"), &sub, Some("cgroup2"), flags, None::<&str>) {
-                Err(Errno::EPERM) => bind_own_cgroup(mnt, &sub, flags, |c| c.is_empty())?,
+                Err(Errno::EPERM) => bind_own_cgroup(&mnt, &sub, flags, |c| c.is_empty())?,
                 other => other?,
             }
         } else if fstype == "cgroup" {
@@ -414,7 +405,7 @@ fn mount_cgroup_at(
                 flags,
                 Some(keep.join(",").as_str()),
             ) {
-                Err(Errno::EPERM) => bind_own_cgroup(mnt, &sub, flags, |c| {
+                Err(Errno::EPERM) => bind_own_cgroup(&mnt, &sub, flags, |c| {
                     !c.is_empty() && c.split(',').all(|c| keep.contains(&c))
                 })?,
                 other => other?,

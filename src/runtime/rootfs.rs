@@ -230,12 +230,8 @@ fn on_initial_rootfs() -> bool {
         return true;
     }
     // In /proc/self/mountinfo the initial root is the file system type "rootfs".
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
-        info.lines()
-            .rfind(|l| l.split(' ').nth(4) == Some("/"))
-            .and_then(|l| l.split(" - ").nth(1))
-            .is_some_and(|rest| rest.split(' ').next() == Some("rootfs"))
-    })
+    let mounts = super::mountinfo::read();
+    super::mountinfo::holding(&mounts, Path::new("/")).is_some_and(|m| m.fstype == "rootfs")
 }
 
 /// linux.rootfsPropagation on the container's own root, once it is "/":
@@ -255,30 +251,16 @@ pub fn apply_propagation(spec: &Spec) -> Result<()> {
 
 /// Makes the mount holding `path` private when it is shared.
 fn parent_mount_private(path: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .ctx("read", Path::new("/proc/self/mountinfo"))?;
-    // Field 5 is the mount point; optional fields (shared:N, master:N) follow field 6 up to "-".
-    let holder = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let mp = Path::new(*f.get(4)?);
-            let shared = f[6..]
-                .iter()
-                .take_while(|x| **x != "-")
-                .any(|x| x.starts_with("shared:"));
-            path.starts_with(mp).then_some((mp.to_path_buf(), shared))
-        })
-        .max_by_key(|(mp, _)| mp.components().count());
-    match holder {
-        Some((mp, true)) => mount(
+    let mounts = super::mountinfo::read();
+    match super::mountinfo::holding(&mounts, path) {
+        Some(m) if m.is_shared() => mount(
             None::<&str>,
-            &mp,
+            &m.mountpoint,
             None::<&str>,
             MsFlags::MS_PRIVATE,
             None::<&str>,
         )
-        .ctx("make private", &mp),
+        .ctx("make private", &m.mountpoint),
         _ => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 //! from /proc/self/cgroup; and how a container's cgroups path maps onto them.
 
 use super::{Error, Result};
+use crate::runtime::mountinfo::{self, Mount};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -152,24 +153,15 @@ fn parse_proc_cgroup(text: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-struct MountLine {
-    id: u64,
-    parent: u64,
-    root: PathBuf,
-    mountpoint: PathBuf,
-    fstype: String,
-    super_opts: String,
-}
-
 /// The cgroup and cgroup2 mounts of `mountinfo` that path lookup can reach,
 /// in mountinfo order. A mount is hidden when a mount listed after it sits at
 /// or above its mountpoint without being one of its ancestors: cgroup2
 /// mounted over a hybrid host's /sys/fs/cgroup in a private mount namespace
 /// hides the v1 mounts below it, which mountinfo still lists.
-fn visible_cgroup_mounts(mountinfo: &str) -> Vec<MountLine> {
-    let mut all: Vec<MountLine> = mountinfo.lines().filter_map(parse_mount_line).collect();
+fn visible_cgroup_mounts(mountinfo: &str) -> Vec<Mount> {
+    let mut all = mountinfo::parse(mountinfo);
     let parents: BTreeMap<u64, u64> = all.iter().map(|m| (m.id, m.parent)).collect();
-    let is_ancestor = |a: u64, m: &MountLine| {
+    let is_ancestor = |a: u64, m: &Mount| {
         let mut cur = m.parent;
         // Bounded walk: a malformed mountinfo must not loop forever.
         for _ in 0..=parents.len() {
@@ -196,50 +188,6 @@ fn visible_cgroup_mounts(mountinfo: &str) -> Vec<MountLine> {
     let mut keep = hidden.into_iter();
     all.retain(|m| !keep.next().unwrap_or(false) && m.fstype.starts_with("cgroup"));
     all
-}
-
-/// One mountinfo line: "id parent maj:min root mountpoint opts [optional...] - fstype source superopts".
-fn parse_mount_line(line: &str) -> Option<MountLine> {
-    let (left, right) = line.split_once(" - ")?;
-    let fields: Vec<&str> = left.split(' ').collect();
-    let mut right = right.split(' ');
-    let fstype = right.next()?;
-    let _source = right.next()?;
-    let super_opts = right.next().unwrap_or("");
-    if fields.len() < 5 {
-        return None;
-    }
-    Some(MountLine {
-        id: fields[0].parse().ok()?,
-        parent: fields[1].parse().ok()?,
-        root: PathBuf::from(unescape(fields[3])),
-        mountpoint: PathBuf::from(unescape(fields[4])),
-        fstype: fstype.to_string(),
-        super_opts: super_opts.to_string(),
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
-        if b[i] == b'\\'
-            && let Some(v) =
-                octal.and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where a container's cgroup goes in every hierarchy.
@@ -385,9 +333,10 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_and_roots() {
-        let m =
-            parse_mount_line(r"41 31 0:38 /sub /sys/fs/cgroup/my\040dir rw - cgroup2 cgroup2 rw")
-                .unwrap();
+        let m = mountinfo::parse_line(
+            r"41 31 0:38 /sub /sys/fs/cgroup/my\040dir rw - cgroup2 cgroup2 rw",
+        )
+        .unwrap();
         assert_eq!(m.mountpoint, PathBuf::from("/sys/fs/cgroup/my dir"));
         assert_eq!(m.root, PathBuf::from("/sub"));
         let h = Hierarchy {
