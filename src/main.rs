@@ -5,6 +5,8 @@ use clap::Parser;
 fn main() {
     // Containers must never see a writable kiln binary: re-exec from a sealed
     // copy before spending time on argument parsing that the re-exec repeats.
+    // Every verb that creates or enters a container is listed here (a value
+    // that happens to equal one only costs a needless re-exec).
     let verbs = ["create", "run", "exec"];
     if std::env::args()
         .skip(1)

@@ -18,14 +18,6 @@ pub const EXIT_FAILURE: i32 = 125;
 
 /// Runs the parsed command; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
-    if matches!(
-        cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
-        // main() sealed already when the arguments looked like one of these
-        // verbs; this catches the rest (it returns at once when sealed).
-        crate::runtime::exeseal::ensure_sealed()?;
-    }
     let g = &cli.global;
     match cli.command {
         Command::Image(cmd) => image::run(g, cmd),
