@@ -3,19 +3,6 @@
 use clap::Parser;
 
 fn main() {
-    // Containers must never see a writable kiln binary: re-exec from a sealed
-    // copy before spending time on argument parsing that the re-exec repeats.
-    // Every verb that creates or enters a container is listed here (a value
-    // that happens to equal one only costs a needless re-exec).
-    let verbs = ["create", "run", "exec"];
-    if std::env::args()
-        .skip(1)
-        .any(|a| verbs.contains(&a.as_str()))
-        && let Err(e) = kiln::runtime::exeseal::ensure_sealed()
-    {
-        eprintln!("kiln: {e}");
-        std::process::exit(kiln::cmd::EXIT_FAILURE);
-    }
     let cli = kiln::cli::Cli::parse();
     if prints_data(&cli.command) {
         // Like other Unix tools: a closed pipe ends the output quietly

@@ -4,6 +4,7 @@
 use super::{Error, Result};
 use oci_spec::runtime::Hook;
 use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,19 +13,51 @@ use std::time::{Duration, Instant};
 pub fn run(stage: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     let input = serde_json::to_vec(state).expect("state serializes");
     for hook in hooks {
-        run_one(stage, hook, &input)?;
+        run_one(stage, hook, &input, None)?;
     }
     Ok(())
 }
 
-fn run_one(stage: &str, hook: &Hook, input: &[u8]) -> Result<()> {
+/// Runs `hooks` from inside the container (createContainer, startContainer),
+/// each handed over through kiln-dmz (`dmz`), like the container's process:
+/// a hook path that leads to `/proc/self/exe` reaches kiln-dmz, not kiln.
+pub fn run_inside(
+    stage: &str,
+    hooks: &[Hook],
+    state: &serde_json::Value,
+    dmz: &OwnedFd,
+) -> Result<()> {
+    let input = serde_json::to_vec(state).expect("state serializes");
+    for hook in hooks {
+        run_one(stage, hook, &input, Some(dmz))?;
+    }
+    Ok(())
+}
+
+fn run_one(stage: &str, hook: &Hook, input: &[u8], dmz: Option<&OwnedFd>) -> Result<()> {
     let path = hook.path();
     let fail = |reason: String| Error::Config(format!("{stage} hook {}: {reason}", path.display()));
     let args = hook.args().clone().unwrap_or_default();
-    let mut cmd = Command::new(path);
-    if let Some((argv0, rest)) = args.split_first() {
-        cmd.arg0(argv0).args(rest);
-    }
+    // kiln-dmz PATH ARGV0 ARGS...; its fd is close-on-exec, but still open
+    // while the kernel looks the path up. Without a /proc in the container
+    // there is no path to it: the hook runs directly.
+    let via = dmz
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .filter(|p| std::path::Path::new(p).exists());
+    let mut cmd = match via {
+        Some(via) => {
+            let mut cmd = Command::new(via);
+            cmd.arg0(path);
+            cmd.arg(args.first().map_or(path.as_os_str(), |a| a.as_ref()));
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(path);
+            cmd.arg0(args.first().map_or(path.as_os_str(), |a| a.as_ref()));
+            cmd
+        }
+    };
+    cmd.args(args.iter().skip(1));
     cmd.env_clear();
     for kv in hook.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {

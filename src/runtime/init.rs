@@ -4,7 +4,7 @@
 use super::namespaces::Plan;
 use super::process::{Launch, Mode};
 use super::sync::{Channel, Msg};
-use super::{Context, Error, Result, console, hooks, rootfs, security};
+use super::{Context, Error, Result, console, dmz, hooks, rootfs, security};
 use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::Mode as FMode;
@@ -39,8 +39,10 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     enter_namespaces(plan)?;
+    // The hand-over to every process run inside (see dmz.rs).
+    let dmz = dmz::helper()?;
     if matches!(l.mode, Mode::Exec { .. }) {
-        return run_exec(l, plan, chan);
+        return run_exec(l, plan, chan, &dmz);
     }
     set_hostname(&l.spec)?;
     let console = match (&l.console_fd, &l.console_socket) {
@@ -49,7 +51,7 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         (None, None) => None,
     };
     let fifo = open_fifo(l)?;
-    set_up_root(l, plan, chan)?;
+    set_up_root(l, plan, chan, &dmz)?;
     if process(&l.spec).terminal().unwrap_or(false) {
         let sock = console
             .as_ref()
@@ -59,10 +61,14 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     drop(console);
     let nnp = confine(l, plan)?;
     // No host fd may be open while the container's cwd is looked up (CVE-2024-21626).
-    let own: Vec<RawFd> = [Some(chan.raw()), fifo.as_ref().map(|f| f.as_raw_fd())]
-        .into_iter()
-        .flatten()
-        .collect();
+    let own: Vec<RawFd> = [
+        Some(chan.raw()),
+        fifo.as_ref().map(|f| f.as_raw_fd()),
+        Some(dmz.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     close_inherited_fds(l.preserve_fds, &own)?;
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
@@ -71,16 +77,17 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         wait_for_start(&fifo)?;
     }
     let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "running", "pid": std::process::id(), "bundle": l.bundle});
-    hooks::run(
+    hooks::run_inside(
         "startContainer",
         hooks_of(&l.spec, |h| h.start_container().clone()).as_slice(),
         &state,
+        &dmz,
     )?;
     confine_last(l, nnp)?;
     if l.kiln_init {
-        super::reaper::exec(&exe, &l.spec)
+        super::reaper::exec(&exe, &l.spec, &dmz)
     } else {
-        exec(&exe, &l.spec)
+        exec(&exe, &l.spec, &dmz)
     }
 }
 
@@ -133,14 +140,14 @@ fn default_signal_dispositions() {
 
 /// The root file system: mounts, the createRuntime/createContainer hooks,
 /// pivot_root (or chroot), sysctls, then masked and read-only paths.
-fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel) -> Result<()> {
+fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let mknod_ok = !plan.new_user()
         && !plan
             .join
             .iter()
             .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
     rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
-    run_create_hooks(l, chan)?;
+    run_create_hooks(l, chan, dmz)?;
     rootfs::enter(&l.rootfs, l.no_pivot)?;
     rootfs::apply_propagation(&l.spec)?;
     // A working directory the image lacks is made, as runc does: in the new
@@ -181,7 +188,7 @@ fn confine_last(l: &Launch, nnp: bool) -> Result<()> {
 
 /// `kiln exec`: already inside the container's namespaces (and, through the
 /// parent, its cgroup); confine the process exactly like the container's own.
-fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
+fn run_exec(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<Infallible> {
     if process(&l.spec).terminal().unwrap_or(false) {
         let sock = match (&l.console_fd, &l.console_socket) {
             (Some(fd), _) => fd.try_clone().sys(|| "dup console socket".into())?,
@@ -191,12 +198,12 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
         console::setup(Some(&sock), console_size(&l.spec))?;
     }
     let nnp = confine(l, plan)?;
-    close_inherited_fds(l.preserve_fds, &[chan.raw()])?;
+    close_inherited_fds(l.preserve_fds, &[chan.raw(), dmz.as_raw_fd()])?;
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
     chan.send(&Msg::Ready)?;
     confine_last(l, nnp)?;
-    exec(&exe, &l.spec)
+    exec(&exe, &l.spec, dmz)
 }
 
 /// process.consoleSize as (rows, columns), for the terminal's first size.
@@ -279,7 +286,7 @@ fn open_fifo(l: &Launch) -> Result<Option<OwnedFd>> {
 
 /// Asks the parent to run prestart/createRuntime hooks, then runs
 /// createContainer hooks here, in the container's namespaces, before pivot_root.
-fn run_create_hooks(l: &Launch, chan: &Channel) -> Result<()> {
+fn run_create_hooks(l: &Launch, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let h = l.spec.hooks().clone().unwrap_or_default();
     #[allow(deprecated)]
     let parent_hooks = h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -289,10 +296,11 @@ fn run_create_hooks(l: &Launch, chan: &Channel) -> Result<()> {
         chan.expect(Msg::HooksDone)?;
     }
     let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "creating", "pid": std::process::id(), "bundle": l.bundle});
-    hooks::run(
+    hooks::run_inside(
         "createContainer",
         h.create_container().as_deref().unwrap_or(&[]),
         &state,
+        dmz,
     )
 }
 
@@ -449,8 +457,9 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     }
 }
 
-/// Replaces this process with the container's process.
-pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
+/// Replaces this process with the container's process, handing over
+/// through kiln-dmz (`dmz`, made by `dmz::helper` before seccomp).
+pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     let p = process(spec);
     let cstr = |s: &str| CString::new(s).map_err(|_| Error::Config(format!("{s:?} holds NUL")));
     let argv: Vec<CString> = p
@@ -468,14 +477,9 @@ pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
         .map(|a| cstr(a))
         .collect::<Result<_>>()?;
     let path = cstr(&exe.to_string_lossy())?;
-    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
-    let code = if e == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    };
+    let e = dmz::exec(dmz, &path, &argv, &envp);
     Err(Error::Exec {
-        code,
-        message: format!("exec {}: {e}", exe.display()),
+        code: 126,
+        message: format!("exec {} through kiln-dmz: {e}", exe.display()),
     })
 }

@@ -8,9 +8,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use oci_spec::runtime::Spec;
 use std::convert::Infallible;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
+pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     let all = SigSet::all();
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))
@@ -20,7 +21,7 @@ pub fn exec(exe: &Path, spec: &Spec) -> Result<Infallible> {
     match unsafe { fork() }.sys(|| "fork the container process".into())? {
         ForkResult::Child => {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-            let e = match init::exec(exe, spec) {
+            let e = match init::exec(exe, spec, dmz) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

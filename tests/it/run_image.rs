@@ -322,6 +322,13 @@ fn foreground_run_forwards_signals_and_reaps_zombies() {
         "sh -c 'sleep 0.2 &' ; sleep 0.5; ps -o stat,comm | grep -c '^Z' || true",
     );
     assert_eq!(out.trim(), "0", "zombies left: {out}");
+    // kiln's init is the kiln binary; non-dumpable, it keeps that binary out
+    // of the container's reach (CVE-2019-5736).
+    let out = s.sh(
+        &[],
+        "cat /proc/1/comm; cat /proc/1/exe >/dev/null 2>&1 || echo denied",
+    );
+    assert_eq!(out, "kiln-init\ndenied\n");
     // SIGTERM to kiln reaches the process, whose status becomes kiln's.
     let ready = s.env.path("ready");
     let mut child = s
