@@ -26,10 +26,9 @@ done
 rm -rf "$BENCH"
 mkdir -p "$BENCH/res"
 
-echo "== building kiln (release)" >&2
-TARGET=${CARGO_TARGET_DIR:-$BENCH/../target}
-CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-KILN="$TARGET/release/kiln"
+echo "== building kiln (release, static-pie as scripts/lib.sh's build_release)" >&2
+. "$ROOT/scripts/lib.sh"
+KILN=$(cd "$ROOT" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$BENCH/../target} build_release)
 
 # One busybox bundle, /bin/true as the process; runc's default config.
 B="$BENCH/bundle"

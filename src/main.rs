@@ -1,9 +1,7 @@
 //! The kiln binary: parse arguments, dispatch, map errors to exit codes.
 
-use clap::Parser;
-
 fn main() {
-    let cli = kiln::cli::Cli::parse();
+    let cli = kiln::cli::fast::parse(std::env::args_os().collect());
     if prints_data(&cli.command) {
         // Like other Unix tools: a closed pipe ends the output quietly
         // (`kiln image export app -o - | head -c1`). Verbs that change

@@ -1,6 +1,7 @@
 //! The command line: clap definitions only, one file per verb group. Handlers
 //! live in `crate::cmd`.
 
+pub mod fast;
 pub mod image;
 pub mod man;
 pub mod pending;

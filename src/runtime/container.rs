@@ -151,7 +151,7 @@ impl Container {
             "bundle": self.record.bundle,
             "rootfs": self.record.rootfs,
             "created": self.record.created,
-            "owner": self.record.owner,
+            "owner": owner_name(&self.record.owner),
             "annotations": self.record.annotations,
         })
     }
@@ -198,6 +198,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The user name for the uid a container's record holds (looked up when
+/// shown, not on the way to starting the container), else the uid itself.
+fn owner_name(uid: &str) -> String {
+    uid.parse()
+        .ok()
+        .and_then(|u| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u)).ok())
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
 }
 
 #[cfg(test)]

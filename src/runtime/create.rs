@@ -75,7 +75,7 @@ pub fn create_with(
             bundle: bundle.clone(),
             rootfs: rootfs.clone(),
             created: now_rfc3339(),
-            owner: owner(),
+            owner: nix::unistd::geteuid().to_string(),
             annotations: spec.annotations().clone().unwrap_or_default(),
             cgroup: None,
             kiln_init: o.kiln_init,
@@ -244,13 +244,4 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("kiln-tmp");
     fs::write(&tmp, pid.to_string()).ctx("write", &tmp)?;
     fs::rename(&tmp, path).ctx("rename", path)
-}
-
-fn owner() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
 }

@@ -73,6 +73,7 @@ pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
     chan.send(&Msg::Ready)?;
+    chan.expect(Msg::Proceed)?;
     if let Some(fifo) = fifo {
         wait_for_start(&fifo)?;
     }
@@ -202,6 +203,7 @@ fn run_exec(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<In
     change_dir(&l.spec)?;
     let exe = find_executable(&l.spec)?;
     chan.send(&Msg::Ready)?;
+    chan.expect(Msg::Proceed)?;
     confine_last(l, nnp)?;
     exec(&exe, &l.spec, dmz)
 }

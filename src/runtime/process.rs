@@ -116,13 +116,20 @@ pub fn spawn(
             cg.add_process(pid.as_raw(), placed)?;
         }
         parent.send(&Msg::Go)?;
+        // The device rules of a new cgroup (an eBPF program to load and
+        // verify on cgroup2: the costliest step of all) while the child sets
+        // up; it waits for Proceed before it goes on to exec.
+        if let (Some(cg), false) = (cgroup, matches!(l.mode, Mode::Exec { .. })) {
+            let linux = l.spec.linux().as_ref();
+            cg.restrict_devices(linux.and_then(|x| x.resources().as_ref()))?;
+        }
         loop {
             match parent.recv()? {
                 Some(Msg::RunHooks) => {
                     hooks(pid)?;
                     parent.send(&Msg::HooksDone)?;
                 }
-                Some(Msg::Ready) => return Ok(()),
+                Some(Msg::Ready) => return parent.send(&Msg::Proceed),
                 Some(Msg::Failed { code, message }) => return Err(Error::Exec { code, message }),
                 Some(other) => {
                     return Err(Error::Config(format!("unexpected {other:?} from init")));

@@ -7,7 +7,7 @@ use super::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod, mknodat};
 use nix::unistd::{chdir, chroot, pivot_root};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use std::fs::File;
@@ -79,13 +79,16 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Res
 
 /// /dev/null & co., the /dev/fd links and /dev/ptmx (→ pts/ptmx).
 fn default_devices(root: BorrowedFd, mknod_ok: bool) -> Result<()> {
-    for (name, major, minor) in DEFAULT_DEVICES {
+    if mknod_ok {
+        default_nodes(root)?;
+    }
+    for (name, major, minor) in DEFAULT_DEVICES.iter().filter(|_| !mknod_ok) {
         make_device(
             root,
             &format!("dev/{name}"),
             SFlag::S_IFCHR,
-            major,
-            minor,
+            *major,
+            *minor,
             0o666,
             0,
             0,
@@ -107,6 +110,25 @@ fn default_devices(root: BorrowedFd, mknod_ok: bool) -> Result<()> {
         nix::unistd::symlinkat("pts/ptmx", root, "dev/ptmx").sys(|| "create /dev/ptmx".into())?;
     }
     Ok(())
+}
+
+/// The default device nodes, made in /dev (resolved once, inside the root)
+/// by name: root's own, mode 0666 without a chmod (umask 0 meanwhile), so
+/// nothing ever follows a path that could have been swapped for a symlink.
+fn default_nodes(root: BorrowedFd) -> Result<()> {
+    let dev = crate::inroot::open(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .sys(|| "open /dev of the container".into())?;
+    let umask = nix::sys::stat::umask(Mode::empty());
+    let made = DEFAULT_DEVICES
+        .iter()
+        .try_for_each(|&(name, major, minor)| {
+            let _ = nix::unistd::unlinkat(&dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let mode = Mode::from_bits_truncate(0o666);
+            mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
+                .sys(|| format!("create device /dev/{name}"))
+        });
+    nix::sys::stat::umask(umask);
+    made
 }
 
 fn device(root: BorrowedFd, d: &LinuxDevice, mknod_ok: bool) -> Result<()> {
@@ -226,8 +248,12 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// Whether "/" is the kernel's initial rootfs (an initramfs: ramfs, or tmpfs
 /// when the kernel has it), which pivot_root cannot leave.
 fn on_initial_rootfs() -> bool {
-    if nix::sys::statfs::statfs("/").is_ok_and(|s| s.filesystem_type() == RAMFS_MAGIC) {
-        return true;
+    match nix::sys::statfs::statfs("/").map(|s| s.filesystem_type()) {
+        Ok(RAMFS_MAGIC) => return true,
+        // Any other file system is a real root (and reading mountinfo to
+        // tell a tmpfs initramfs from a tmpfs root costs 50 µs).
+        Ok(t) if t != nix::sys::statfs::TMPFS_MAGIC => return false,
+        _ => {}
     }
     // In /proc/self/mountinfo the initial root is the file system type "rootfs".
     let mounts = super::mountinfo::read();

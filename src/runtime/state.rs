@@ -69,6 +69,7 @@ pub struct Record {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
+    /// The uid that created the container (shown as its user name).
     pub owner: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,

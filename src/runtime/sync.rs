@@ -21,6 +21,9 @@ pub enum Msg {
     HooksDone,
     /// Child → parent: set up and waiting for `start` (or about to exec).
     Ready,
+    /// Parent → child, the answer to Ready: the cgroup's device rules,
+    /// applied while the child set up (process::spawn), are in place.
+    Proceed,
     /// Child → parent: setting up failed; `code` is the exit status to report.
     Failed { code: i32, message: String },
 }

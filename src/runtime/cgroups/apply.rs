@@ -185,7 +185,10 @@ pub fn apply(paths: &CgroupPaths, r: &LinuxResources, mode: Mode) -> Result<()> 
     if let Some(n) = r.network().as_ref().filter(|n| network_set(n)) {
         v1::network(&paths.v1, n)?;
     }
-    apply_devices(paths, r, mode)?;
+    if mode == Mode::Update {
+        // A new cgroup's rules: new_devices, once its process exists.
+        apply_devices(paths, r, mode)?;
+    }
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
         let dir = paths.unified.as_ref().ok_or_else(|| {
             Error::resource(
@@ -224,6 +227,13 @@ fn apply_memory_cpu(paths: &CgroupPaths, r: &LinuxResources) -> Result<()> {
 /// Device rules: deny all, then the config's rules in order, then the devices
 /// every container needs. A new cgroup always gets them; an update only when
 /// it names devices.
+/// A new cgroup's device rules (deny by default, then what `r` allows); kept
+/// out of `apply` so that loading the eBPF program overlaps the container
+/// init's set-up.
+pub fn new_devices(paths: &CgroupPaths, r: &LinuxResources) -> Result<()> {
+    apply_devices(paths, r, Mode::Create)
+}
+
 fn apply_devices(paths: &CgroupPaths, r: &LinuxResources, mode: Mode) -> Result<()> {
     if mode == Mode::Update && r.devices().is_none() {
         return Ok(());

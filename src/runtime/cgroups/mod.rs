@@ -145,7 +145,8 @@ impl Cgroup {
         Cgroup::create_with(&Layout::discover()?, id, cgroups_path, resources, systemd)
     }
 
-    /// Creates the container's cgroup(s) in `layout` and applies `resources`.
+    /// Creates the container's cgroup(s) in `layout` and applies `resources`
+    /// but the device rules (`restrict_devices`, once the init exists).
     /// `cgroups_path` is linux.cgroupsPath: absolute (from each hierarchy's
     /// root), relative (under the caller's own cgroup), or with `systemd`
     /// "slice:prefix:name"; none means "<own cgroup>/kiln-<id>". On failure
@@ -199,6 +200,13 @@ impl Cgroup {
         }
         apply::apply(&cg.paths, resources, apply::Mode::Create)?;
         Ok(cg)
+    }
+
+    /// Puts a new cgroup's device rules in place (`resources.devices`, deny
+    /// by default): `create` leaves them out so that this, an eBPF program to
+    /// load on cgroup2, can run while the container's init sets up.
+    pub fn restrict_devices(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        apply::new_devices(&self.paths, resources.unwrap_or(&LinuxResources::default()))
     }
 
     /// The cgroup(s) recorded in `paths`, as created earlier.

@@ -344,6 +344,9 @@ fn hybrid_uses_v1_per_controller_and_joins_unified() {
             .clone(),
     );
     let c = Cgroup::create_with(&layout, "c1", None, Some(&r), false).unwrap();
+    // Device rules wait for restrict_devices (the init's set-up overlaps them).
+    assert!(!cg.join("devices/kiln-c1/devices.deny").exists());
+    c.restrict_devices(Some(&r)).unwrap();
     let p = c.paths();
     let mem = cg.join("memory/process_api/abc/kiln-c1");
     assert_eq!(p.v1["memory"], mem);
@@ -425,6 +428,7 @@ fn missing_controller_is_an_error() {
 fn procs_freeze_update_on_fake_trees() {
     let (_t, layout, cg) = hybrid_host();
     let c = Cgroup::create_with(&layout, "c1", None, None, false).unwrap();
+    c.restrict_devices(None).unwrap();
     c.add_process(4242, false).unwrap();
     assert_eq!(
         get(cg.join("memory/process_api/abc/kiln-c1/cgroup.procs")),

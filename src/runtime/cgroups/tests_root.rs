@@ -193,6 +193,8 @@ fn root_unified_freeze_kill_devices() {
         children: vec![],
     };
     let dir = cg.paths().unified.clone().unwrap();
+    assert_eq!(bpf::attached_count(&dir).unwrap(), 0);
+    cg.restrict_devices(None).unwrap();
     assert_eq!(bpf::attached_count(&dir).unwrap(), 1);
 
     assert_eq!(probe_devices(&cg, &mut g), "null-ok kmsg-denied");
