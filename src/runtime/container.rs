@@ -99,7 +99,7 @@ impl Container {
     /// The config the container was created with.
     pub fn config(&self) -> Result<Spec> {
         let path = self.dir.join(CONFIG_FILE);
-        Spec::load(&path)
+        super::spec::read(&path)
             .map_err(|e| Error::container(self.id(), format!("read {}: {e}", path.display())))
     }
 

@@ -6,10 +6,17 @@ use super::kill::wait_gone;
 use super::{Context, Error, Result, hooks};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
 use std::path::Path;
 use std::time::Duration;
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    delete_with(root, id, force, None)
+}
+
+/// `delete` by the kiln that created the container and still holds its
+/// config (`run`), which then is not read back from the state directory.
+pub fn delete_with(root: &Path, id: &str, force: bool, config: Option<&Spec>) -> Result<()> {
     let c = match Container::load(root, id) {
         Ok(c) => c,
         Err(Error::NotFound(_)) => {
@@ -49,12 +56,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if let Some(cg) = c.cgroup() {
         cg.destroy()?;
     }
-    let config = c.config().ok();
+    let loaded;
+    let config = match config {
+        Some(spec) => Some(spec),
+        None => {
+            loaded = c.config().ok();
+            loaded.as_ref()
+        }
+    };
     let mut state = c.oci_state();
     state["status"] = "stopped".into();
     std::fs::remove_dir_all(&c.dir).ctx("remove", &c.dir)?;
     let owned = super::image_spec::OWNED_BUNDLE_ANNOTATION;
-    if config.as_ref().is_some_and(|s| {
+    if config.is_some_and(|s| {
         s.annotations()
             .as_ref()
             .and_then(|a| a.get(owned))

@@ -45,7 +45,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Res
         .sys(|| "set / propagation".into())?;
     // pivot_root refuses a new root whose parent mount is shared (and the
     // bind below must not propagate): make that parent private, as runc does.
-    parent_mount_private(rootfs)?;
+    // After a recursive change to anything but shared, nothing is shared.
+    if !prop.contains(MsFlags::MS_REC) || prop.contains(MsFlags::MS_SHARED) {
+        parent_mount_private(rootfs)?;
+    }
     let overlay = spec
         .annotations()
         .as_ref()

@@ -69,7 +69,7 @@ pub fn run(
     };
     let code = foreground(&c, &mask, ours.as_ref());
     if !keep {
-        delete::delete(root, c.id(), true)?;
+        delete::delete_with(root, c.id(), true, Some(&spec))?;
     }
     code
 }

@@ -185,8 +185,9 @@ pub fn apply(paths: &CgroupPaths, r: &LinuxResources, mode: Mode) -> Result<()> 
     if let Some(n) = r.network().as_ref().filter(|n| network_set(n)) {
         v1::network(&paths.v1, n)?;
     }
-    if mode == Mode::Update {
-        // A new cgroup's rules: new_devices, once its process exists.
+    // A new cgroup's eBPF device program waits for new_devices; v1 rules
+    // go in now (see there).
+    if mode == Mode::Update || paths.v1.contains_key("devices") {
         apply_devices(paths, r, mode)?;
     }
     if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
@@ -227,10 +228,15 @@ fn apply_memory_cpu(paths: &CgroupPaths, r: &LinuxResources) -> Result<()> {
 /// Device rules: deny all, then the config's rules in order, then the devices
 /// every container needs. A new cgroup always gets them; an update only when
 /// it names devices.
-/// A new cgroup's device rules (deny by default, then what `r` allows); kept
-/// out of `apply` so that loading the eBPF program overlaps the container
-/// init's set-up.
+/// A new cgroup's eBPF device program (deny by default, then what `r`
+/// allows): kept out of `apply` so that loading it overlaps the container
+/// init's set-up, which it replaces atomically. v1 rules are a series of
+/// writes, deny-all first, which the init's mknods must not see half done:
+/// `apply` writes them before the init exists.
 pub fn new_devices(paths: &CgroupPaths, r: &LinuxResources) -> Result<()> {
+    if paths.v1.contains_key("devices") {
+        return Ok(());
+    }
     apply_devices(paths, r, Mode::Create)
 }
 

@@ -146,7 +146,7 @@ impl Cgroup {
     }
 
     /// Creates the container's cgroup(s) in `layout` and applies `resources`
-    /// but the device rules (`restrict_devices`, once the init exists).
+    /// but an eBPF device program (`restrict_devices`, once the init exists).
     /// `cgroups_path` is linux.cgroupsPath: absolute (from each hierarchy's
     /// root), relative (under the caller's own cgroup), or with `systemd`
     /// "slice:prefix:name"; none means "<own cgroup>/kiln-<id>". On failure
@@ -202,9 +202,9 @@ impl Cgroup {
         Ok(cg)
     }
 
-    /// Puts a new cgroup's device rules in place (`resources.devices`, deny
-    /// by default): `create` leaves them out so that this, an eBPF program to
-    /// load on cgroup2, can run while the container's init sets up.
+    /// Puts a new cgroup's eBPF device program in place (`resources.devices`,
+    /// deny by default): `create` leaves it out so that it can load while the
+    /// container's init sets up (v1 rules `create` writes itself).
     pub fn restrict_devices(&self, resources: Option<&LinuxResources>) -> Result<()> {
         apply::new_devices(&self.paths, resources.unwrap_or(&LinuxResources::default()))
     }

@@ -344,9 +344,10 @@ fn hybrid_uses_v1_per_controller_and_joins_unified() {
             .clone(),
     );
     let c = Cgroup::create_with(&layout, "c1", None, Some(&r), false).unwrap();
-    // Device rules wait for restrict_devices (the init's set-up overlaps them).
-    assert!(!cg.join("devices/kiln-c1/devices.deny").exists());
+    // v1 device rules go in with the rest, not with restrict_devices.
+    let before = get(cg.join("devices/kiln-c1/devices.allow"));
     c.restrict_devices(Some(&r)).unwrap();
+    assert_eq!(get(cg.join("devices/kiln-c1/devices.allow")), before);
     let p = c.paths();
     let mem = cg.join("memory/process_api/abc/kiln-c1");
     assert_eq!(p.v1["memory"], mem);
