@@ -100,8 +100,6 @@ fn create_in(
     console_fd: Option<std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let _lock = c.lock()?;
-    save_private(spec, &c.dir.join(CONFIG_FILE))?;
-    c.save()?;
     let fifo = c.dir.join(EXEC_FIFO);
     if mode == Mode::Create {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -160,6 +158,9 @@ fn create_in(
         Status::Running
     };
     c.save()?;
+    // Only now, while the container's process starts: nothing reads it
+    // before `create` returns.
+    save_private(spec, &c.dir.join(CONFIG_FILE))?;
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid.as_raw())?;
     }

@@ -9,6 +9,17 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether `spec` has hooks the runtime runs from the host while the
+/// container is being created (prestart, createRuntime).
+pub fn in_parent(spec: &oci_spec::runtime::Spec) -> bool {
+    let Some(h) = spec.hooks() else { return false };
+    #[allow(deprecated)]
+    let prestart = h.prestart();
+    [prestart, h.create_runtime()]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+}
+
 /// Runs `hooks` in order for lifecycle stage `stage`.
 pub fn run(stage: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     let input = serde_json::to_vec(state).expect("state serializes");

@@ -290,10 +290,7 @@ fn open_fifo(l: &Launch) -> Result<Option<OwnedFd>> {
 /// createContainer hooks here, in the container's namespaces, before pivot_root.
 fn run_create_hooks(l: &Launch, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let h = l.spec.hooks().clone().unwrap_or_default();
-    #[allow(deprecated)]
-    let parent_hooks = h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-        || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty());
-    if parent_hooks {
+    if hooks::in_parent(&l.spec) {
         chan.send(&Msg::RunHooks)?;
         chan.expect(Msg::HooksDone)?;
     }

@@ -123,12 +123,21 @@ pub fn spawn(
             let linux = l.spec.linux().as_ref();
             cg.restrict_devices(linux.and_then(|x| x.resources().as_ref()))?;
         }
+        // Proceed right away unless hook messages are still to come: the
+        // child then finds it waiting, without a round trip.
+        let early = !super::hooks::in_parent(&l.spec) || matches!(l.mode, Mode::Exec { .. });
+        // (A child that already failed has closed its end: its Failed
+        // message still waits below, so a failed send here says nothing.)
+        if early {
+            let _ = parent.send(&Msg::Proceed);
+        }
         loop {
             match parent.recv()? {
                 Some(Msg::RunHooks) => {
                     hooks(pid)?;
                     parent.send(&Msg::HooksDone)?;
                 }
+                Some(Msg::Ready) if early => return Ok(()),
                 Some(Msg::Ready) => return parent.send(&Msg::Proceed),
                 Some(Msg::Failed { code, message }) => return Err(Error::Exec { code, message }),
                 Some(other) => {

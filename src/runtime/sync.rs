@@ -21,8 +21,9 @@ pub enum Msg {
     HooksDone,
     /// Child → parent: set up and waiting for `start` (or about to exec).
     Ready,
-    /// Parent → child, the answer to Ready: the cgroup's device rules,
-    /// applied while the child set up (process::spawn), are in place.
+    /// Parent → child: the cgroup's device rules, applied while the child
+    /// set up (process::spawn), are in place; the child waits for it after
+    /// Ready (it is sent early unless hooks messages come in between).
     Proceed,
     /// Child → parent: setting up failed; `code` is the exit status to report.
     Failed { code: i32, message: String },
@@ -65,12 +66,17 @@ impl Channel {
 
     /// Receives a message; the other end closing gives `None`.
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = [0u8; 16 << 10];
+        let mut reset_seen = false;
         let n = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
                 Ok(m) => break m.bytes,
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The other end closed with a message of ours unread: the
+                // kernel reports that once, ahead of what it sent before
+                // closing (say, Failed), which the next read returns.
+                Err(nix::errno::Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(e) => return Err(e).sys(|| "receive from the container's init".into()),
             }
         };
