@@ -7,10 +7,11 @@
 #
 # Needs root, hyperfine, runc, crun, podman, busybox-static, python3.
 # Group 1 (bundle, /bin/true): kiln run --bundle, crun run, runc run and the
-#   floor `unshare -mpui --fork true`. crun 1.8 refuses this host's hybrid
-#   cgroup layout, so the whole group runs in a private mount namespace with
-#   cgroup2 mounted on /sys/fs/cgroup (a cgroup2-only host without delegated
-#   controllers), crun with --cgroup-manager=disabled.
+#   floor `unshare -mpui --fork true`, and `kiln run IMAGE true` of the same
+#   busybox tree as an image (layers extracted). crun 1.8 refuses this host's
+#   hybrid cgroup layout, so the whole group runs in a private mount
+#   namespace with cgroup2 mounted on /sys/fs/cgroup (a cgroup2-only host
+#   without delegated controllers), crun with --cgroup-manager=disabled.
 # Group 2 (bundle on the host's own cgroups): kiln and runc, v1 fallback.
 # Group 3 (image): kiln run IMAGE true with the layers extracted, against the
 #   bundle case and `podman run --rm` of the same image (podman driving runc).
@@ -46,6 +47,8 @@ json.dump(c, open(p, "w"), indent=1)
 PY
 
 HF=(hyperfine -N --warmup 20 --runs "$RUNS" --style none)
+export KILN_STORE="$BENCH/store"
+"$KILN" image from-dir "$B/rootfs" --name bench:img --cmd /bin/true >/dev/null
 # The runtimes' state dirs live on a tmpfs, as /run is on real hosts (it is
 # not on this VM); each group mounts it in its private mount namespace.
 S="$BENCH/state"
@@ -62,9 +65,11 @@ exec ${HF[*]} --export-json $BENCH/res/bundle-cg2.json \\
   -n kiln "$KILN --root $S/k run --bundle $B k" \\
   -n crun "crun --cgroup-manager=disabled --root $S/c run --bundle $B c" \\
   -n runc "runc --root $S/r run --bundle $B r" \\
-  -n floor "unshare -mpui --fork true"
+  -n floor "unshare -mpui --fork true" \\
+  -n kiln-image "$KILN --root $S/k run bench:img true"
 EOF
 chmod +x "$BENCH/group1.sh"
+"$KILN" --root "$S/k" run bench:img true  # extracts the layer once
 unshare -m "$BENCH/group1.sh" >&2
 
 echo "== group 2: bundle, the host's cgroups (v1 fallback here)" >&2
@@ -81,10 +86,7 @@ chmod +x "$BENCH/group2.sh"
 unshare -m "$BENCH/group2.sh" >&2
 
 echo "== group 3: image" >&2
-export KILN_STORE="$BENCH/store"
-"$KILN" image from-dir "$B/rootfs" --name bench:img --cmd /bin/true >/dev/null
 "$KILN" image export bench:img -o "$BENCH/img.tar"
-"$KILN" --root "$S/k" run bench:img true  # extracts the layer once
 # podman in a private mount namespace on vfs, with this host's quirks.
 cat > "$BENCH/containers.conf" <<'EOF'
 [containers]
@@ -119,7 +121,9 @@ def table(name, title, base):
     print(f"\n### {title}\n\n| command | median | mean ± σ | ratio to {base} |\n| --- | ---: | ---: | ---: |")
     for cmd, x in r.items():
         print(f"| {cmd} | {x['median']*1e3:.2f} ms | {x['mean']*1e3:.2f} ± {x['stddev']*1e3:.2f} ms | {x['median']/b:.2f} |")
-table("bundle-cg2.json", "Bundle, /bin/true (cgroup2 mount namespace)", "crun")
+table("bundle-cg2.json", "Bundle, /bin/true, and the image (cgroup2 mount namespace)", "crun")
+r = {x["command"]: x["median"] for x in json.load(open(os.path.join(res, "bundle-cg2.json")))["results"]}
+print(f"\nkiln-image / kiln (bundle), same run: {r['kiln-image'] / r['kiln']:.2f}")
 table("bundle-host.json", "Bundle, /bin/true (host cgroups, v1 fallback)", "runc")
 table("image.json", "Image, true (layers already extracted)", "podman")
 PY

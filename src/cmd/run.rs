@@ -19,9 +19,9 @@ pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
     }
     let id = a.name.clone().unwrap_or_else(generate_id);
     rt::container::validate_id(&id)?;
+    // The engine keeps its own copy of the config (in the state dir): the
+    // bundle directory holds none.
     let (dir, spec) = prepare(g, &a, &id)?;
-    spec.save(dir.join("config.json"))
-        .context("write config.json")?;
     let o = CreateOpts {
         id: id.clone(),
         bundle: dir.clone(),
@@ -37,7 +37,7 @@ pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
         output: a.detach.then(|| dir.join("output.log")),
         ..o
     };
-    let result = rt::run::run(&state_root(g), &o, a.detach, false, None);
+    let result = rt::run::run_with(&state_root(g), &o, &spec, a.detach, false, None);
     if a.detach && result.is_ok() {
         println!("{id}");
         return Ok(0);

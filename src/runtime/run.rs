@@ -42,11 +42,24 @@ pub fn run(
     keep: bool,
     console_fd: Option<OwnedFd>,
 ) -> Result<i32> {
-    let mask = forwarded_signals();
     let spec = super::spec::load_bundle(&o.bundle)?;
+    run_with(root, o, &spec, detach, keep, console_fd)
+}
+
+/// `run` with the config in hand (`kiln run IMAGE` makes it), not read
+/// from the bundle.
+pub fn run_with(
+    root: &Path,
+    o: &CreateOpts,
+    spec: &oci_spec::runtime::Spec,
+    detach: bool,
+    keep: bool,
+    console_fd: Option<OwnedFd>,
+) -> Result<i32> {
+    let mask = forwarded_signals();
     // A terminal with nowhere to send it: kiln is the terminal, in the foreground.
     let relay_channel = match (&console_fd, &o.console_socket) {
-        (None, None) if !detach && wants_terminal(&spec) => Some(super::tty::channel()?),
+        (None, None) if !detach && wants_terminal(spec) => Some(super::tty::channel()?),
         _ => None,
     };
     let (console_fd, ours) = match relay_channel {
@@ -58,8 +71,8 @@ pub fn run(
     if !detach {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).sys(|| "block signals".into())?;
     }
-    let created = create_with(root, o, &spec, Mode::Run, console_fd)
-        .and_then(|c| super::start::poststart(&c, &spec).map(|()| c));
+    let created = create_with(root, o, spec, Mode::Run, console_fd)
+        .and_then(|c| super::start::poststart(&c, spec).map(|()| c));
     let c = match created {
         Ok(c) if !detach => c,
         other => {
@@ -69,7 +82,7 @@ pub fn run(
     };
     let code = foreground(&c, &mask, ours.as_ref());
     if !keep {
-        delete::delete_with(root, c.id(), true, Some(&spec))?;
+        delete::delete_with(root, c.id(), true, Some(spec))?;
     }
     code
 }
