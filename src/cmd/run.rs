@@ -72,16 +72,20 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
     }
     // Whatever fails from here on leaves no container directory behind.
     let spec = (|| -> Result<oci_spec::runtime::Spec> {
-        // Private, like the state dir: config.json and output.log may hold secrets.
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
-        for sub in ["rootfs", "upper", "work"] {
-            std::fs::create_dir(dir.join(sub))
-                .with_context(|| format!("create {}", dir.join(sub).display()))?;
+        // Private, like the state dir: config.json and output.log may hold
+        // secrets. A directory a finished container left (see bundle_pool)
+        // saves making it and its rootfs, upper and work.
+        if !rt::bundle_pool::claim(&dir) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("create {}", dir.display()))?;
+            for sub in ["rootfs", "upper", "work"] {
+                std::fs::create_dir(dir.join(sub))
+                    .with_context(|| format!("create {}", dir.join(sub).display()))?;
+            }
         }
         // gc keeps the layers a container directory names.
         let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
@@ -90,7 +94,7 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         if !overlay {
             unpack::render(&store, &image, &dir.join("rootfs"))?;
         }
-        let rs = run_spec(a, id, &dir, &image.config, &layers)?;
+        let rs = run_spec(a, id, &dir, &image.config, &layers, overlay)?;
         Ok(image_spec::build(
             &image.config,
             &rs,
@@ -112,6 +116,7 @@ fn run_spec(
     dir: &Path,
     config: &oci_spec::image::ImageConfiguration,
     layers: &[PathBuf],
+    overlay: bool,
 ) -> Result<RunSpec> {
     let image_user = config
         .config()
@@ -136,7 +141,7 @@ fn run_spec(
         other => bail!("--net {other}: kiln supports host and none"),
     };
     let hostname: String = id.chars().take(63).collect();
-    let mut volumes = etc_files(dir, &hostname, host_net)?;
+    let (mut volumes, files_layer) = etc_files(dir, &hostname, host_net, layers, overlay)?;
     volumes.extend(a.volume.iter().cloned());
     let (uid, gid) = user.unwrap_or((0, 0));
     Ok(RunSpec {
@@ -164,6 +169,7 @@ fn run_spec(
             .cgroup_parent
             .as_ref()
             .map(|p| format!("{}/kiln-{id}", p.trim_end_matches('/'))),
+        files_layer,
     })
 }
 
@@ -171,9 +177,20 @@ fn run_spec(
 /// asks for a private copy instead (file systems that cannot be overlay
 /// upper dirs, nested container hosts).
 /// /etc/hostname and /etc/hosts naming the container, and with the host's
-/// network its /etc/resolv.conf, written in the container's directory and
-/// bound over the image's (as podman does); returned as `-v` specs.
-fn etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<Vec<String>> {
+/// network its /etc/resolv.conf. On an overlay root they go in
+/// `files/etc/` of the container's directory, a layer stacked on the
+/// image's (returned second): no copy of the image's /etc in the upper dir,
+/// no bind mounts. Where the image's /etc is not a directory (a layer above
+/// would hide it), or without an overlay, they are written in the container's
+/// directory and bound over the image's, as podman does (returned as `-v`
+/// specs).
+fn etc_files(
+    dir: &Path,
+    hostname: &str,
+    host_net: bool,
+    layers: &[PathBuf],
+    overlay: bool,
+) -> Result<(Vec<String>, Option<PathBuf>)> {
     let mut hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -184,13 +201,31 @@ fn etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<Vec<String>> 
     if host_net && let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
         files.push(("resolv.conf", resolv));
     }
+    let layer = (overlay && etc_is_a_directory(layers)).then(|| dir.join("files"));
+    let etc = layer.as_ref().map_or(dir.to_path_buf(), |l| l.join("etc"));
+    std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
     let mut volumes = Vec::new();
     for (name, text) in files {
-        let path = dir.join(name);
+        let path = etc.join(name);
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        volumes.push(format!("{}:/etc/{name}", path.display()));
+        if layer.is_none() {
+            volumes.push(format!("{}:/etc/{name}", path.display()));
+        }
     }
-    Ok(volumes)
+    Ok((volumes, layer))
+}
+
+/// Whether the topmost of `layers` (bottom first) that has an /etc has a
+/// directory there (or none has one).
+fn etc_is_a_directory(layers: &[PathBuf]) -> bool {
+    for l in layers.iter().rev() {
+        match std::fs::symlink_metadata(l.join("etc")) {
+            Ok(m) => return m.is_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn overlay_supported(store: &Path) -> bool {
@@ -236,5 +271,5 @@ fn remove_dir(dir: &Path) {
     if !dir.exists() {
         return;
     }
-    let _ = rt::delete::remove_tree(dir);
+    let _ = rt::bundle_pool::release(dir);
 }

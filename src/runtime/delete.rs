@@ -75,8 +75,9 @@ pub fn delete_with(root: &Path, id: &str, force: bool, config: Option<&Spec>) ->
             .map(String::as_str)
             == Some("true")
     }) {
-        // The bundle `kiln run IMAGE` wrote: its upper and work dirs go too.
-        remove_tree(&c.record.bundle).ctx("remove", &c.record.bundle)?;
+        // The bundle `kiln run IMAGE` wrote: its upper and work dirs go too
+        // (back to the pool of such directories).
+        super::bundle_pool::release(&c.record.bundle).ctx("remove", &c.record.bundle)?;
     }
     let poststop = config
         .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))

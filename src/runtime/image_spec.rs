@@ -43,6 +43,10 @@ pub struct RunSpec {
     pub home: String,
     /// The user's supplementary groups from the image's /etc/group.
     pub additional_gids: Vec<u32>,
+    /// A directory whose etc/ holds the container's hostname and hosts (and
+    /// resolv.conf), stacked on the image's layers in the overlay; none:
+    /// those files come in as volumes.
+    pub files_layer: Option<PathBuf>,
 }
 
 /// The process's argv: a Procfile type (run through `sh -c`), the given
@@ -208,9 +212,10 @@ pub fn build(
     let mut annotations = HashMap::new();
     annotations.insert(OWNED_BUNDLE_ANNOTATION.to_string(), "true".to_string());
     if overlay {
+        let lowers: Vec<PathBuf> = layers.iter().chain(&r.files_layer).cloned().collect();
         annotations.insert(
             OVERLAY_ANNOTATION.to_string(),
-            overlay_options(layers, dir, rootless),
+            overlay_options(&lowers, dir, rootless),
         );
     }
     SpecBuilder::default()

@@ -5,6 +5,7 @@
 //! `Container` whose `state` says which transitions are legal; `process` holds
 //! the parent/child halves of starting a container, `init` the child's steps.
 
+pub mod bundle_pool;
 pub mod cgroups;
 pub mod console;
 pub mod container;

@@ -65,11 +65,14 @@ impl Scene {
             .collect()
     }
 
+    /// The container directories in the store (not the pool of emptied
+    /// ones kept for reuse, `@free`).
     fn containers(&self) -> Vec<String> {
         std::fs::read_dir(self.env.store().join("containers"))
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('@'))
                     .collect()
             })
             .unwrap_or_default()
@@ -169,6 +172,15 @@ fn run_image_reuses_extracted_layers_on_an_overlay() {
         "the cached layer was not extracted again"
     );
     assert_eq!(extracted().len(), 1);
+    // The second container got the first one's directory back, emptied: it
+    // saw nothing the first wrote, and the pool did not grow.
+    let free = s.env.store().join("containers/@free");
+    assert_eq!(std::fs::read_dir(&free).unwrap().count(), 1);
+    let out = s.sh(&[], "mkdir -p /w && echo 1 > /w/f && ls -a /w");
+    assert_eq!(out, ".\n..\nf\n");
+    let out = s.sh(&[], "ls /w 2>/dev/null || echo no-w");
+    assert_eq!(out, "no-w\n");
+    assert_eq!(std::fs::read_dir(&free).unwrap().count(), 1);
 }
 
 #[test]
@@ -508,10 +520,23 @@ fn rootless_run_as_an_unprivileged_user() {
     let left: Vec<_> = std::fs::read_dir(home.path().join("store/containers"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "the container's directory is removed: {left:?}"
+    assert_eq!(
+        left,
+        ["@free"],
+        "the container's directory is emptied into the pool"
     );
+    // Emptied: overlayfs's work files (owner-only, even mode 000) included.
+    let free = home.path().join("store/containers/@free");
+    let parked = std::fs::read_dir(&free)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for sub in ["rootfs", "upper", "work"] {
+        let n = std::fs::read_dir(parked.join(sub)).unwrap().count();
+        assert_eq!(n, 0, "{sub} is empty");
+    }
 }
 
 #[test]
