@@ -273,3 +273,23 @@ fn remove_dir(dir: &Path) {
     }
     let _ = rt::bundle_pool::release(dir);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files layer goes on top only where the image's /etc is a
+    /// directory it can merge with; a symlinked /etc gets bind mounts.
+    #[test]
+    fn the_files_layer_needs_a_directory_etc() {
+        let t = tempfile::tempdir().unwrap();
+        let (low, high) = (t.path().join("low"), t.path().join("high"));
+        std::fs::create_dir_all(low.join("etc")).unwrap();
+        std::fs::create_dir_all(&high).unwrap();
+        assert!(etc_is_a_directory(&[]));
+        assert!(etc_is_a_directory(&[low.clone(), high.clone()]));
+        std::os::unix::fs::symlink("usr/etc", high.join("etc")).unwrap();
+        assert!(!etc_is_a_directory(&[low.clone(), high.clone()]));
+        assert!(etc_is_a_directory(&[high, low]));
+    }
+}
