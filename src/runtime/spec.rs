@@ -5,8 +5,8 @@ use super::{Error, Result};
 use oci_spec::runtime::Spec;
 use std::path::{Path, PathBuf};
 
-/// Reads a config.json: the file whole, then parsed from memory (five times
-/// faster than oci-spec's `Spec::load`, which parses from a reader).
+/// Reads a config.json: the file whole, then parsed from memory (oci-spec's
+/// `Spec::load` parses from a reader, byte by byte: 0.1 ms in the profile).
 pub fn read(path: &Path) -> std::result::Result<Spec, String> {
     let data = std::fs::read(path).map_err(|e| e.to_string())?;
     serde_json::from_slice(&data).map_err(|e| e.to_string())
