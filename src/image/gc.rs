@@ -76,6 +76,14 @@ pub fn gc(store: &Store) -> Result<Report> {
         remove_any(&entry.path())?;
         report.temp_entries += 1;
     }
+    // Emptied container directories `kiln run` keeps for reuse
+    // (runtime::bundle_pool); one being parked meanwhile may stay.
+    let free = store.root().join("containers/@free");
+    for entry in fs::read_dir(&free).into_iter().flatten().flatten() {
+        if remove_any(&entry.path()).is_ok() {
+            report.temp_entries += 1;
+        }
+    }
     Ok(report)
 }
 

@@ -582,8 +582,19 @@ fn gc_keeps_the_layers_of_a_running_container() {
     assert_eq!(extracted(), 1, "the running container's layer stays");
     assert!(!s.ok(&["exec", "g1", "cat", "/etc/hostname"]).is_empty());
     s.ok(&["delete", "--force", "g1"]);
+    let free = s.env.store().join("containers/@free");
+    assert_eq!(
+        std::fs::read_dir(&free).unwrap().count(),
+        1,
+        "g1's dir is parked"
+    );
     s.ok(&["gc"]);
     assert_eq!(extracted(), 0, "unused once the container is gone");
+    assert_eq!(
+        std::fs::read_dir(&free).unwrap().count(),
+        0,
+        "gc empties the pool"
+    );
 }
 
 /// Regression: kiln's runtime ignores SIGPIPE, and ignored signals survive
