@@ -661,3 +661,19 @@ fn seccomp_from_the_config_filters_inside_the_container() {
     );
     assert!(out.ends_with("touched\n"), "other calls pass: {out}");
 }
+
+/// kiln hands over to the process through kiln-dmz with execveat; a profile
+/// that forbids execveat (but not execve) still gets its process started.
+#[test]
+fn a_seccomp_profile_without_execveat_still_starts_the_process() {
+    if !require_root("a_seccomp_profile_without_execveat_still_starts_the_process") {
+        return;
+    }
+    let mut b = Bundle::new("echo started; ls /proc/self/exe >/dev/null && echo has-proc");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    assert_eq!(b.run_ok("sc2"), "started\nhas-proc\n");
+}
