@@ -81,6 +81,8 @@ mod tests {
             "kiln exec -t --console-socket /s --cwd /tmp -e X=1 c2 ls -l",
             "kiln exec --process /p.json -d --pid-file /p c2",
             "kiln --store /s --criu /c run img",
+            "kiln run --root /r --log /l --bundle /b c9",
+            "kiln delete --root=/r --force c9",
         ];
         for line in lines {
             let quick = quick(&argv(line)).unwrap_or_else(|| panic!("no quick parse: {line}"));
