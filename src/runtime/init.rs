@@ -459,6 +459,16 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 /// Replaces this process with the container's process, handing over
 /// through kiln-dmz (`dmz`, made by `dmz::helper` before seccomp).
 pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
+    let (path, argv, envp) = exec_args(exe, spec)?;
+    let e = dmz::exec(dmz, &path, &argv, &envp);
+    Err(Error::Exec {
+        code: 126,
+        message: format!("exec {} through kiln-dmz: {e}", exe.display()),
+    })
+}
+
+/// The path, argv and environment the container's process is exec'd with.
+pub fn exec_args(exe: &Path, spec: &Spec) -> Result<(CString, Vec<CString>, Vec<CString>)> {
     let p = process(spec);
     let cstr = |s: &str| CString::new(s).map_err(|_| Error::Config(format!("{s:?} holds NUL")));
     let argv: Vec<CString> = p
@@ -476,9 +486,5 @@ pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
         .map(|a| cstr(a))
         .collect::<Result<_>>()?;
     let path = cstr(&exe.to_string_lossy())?;
-    let e = dmz::exec(dmz, &path, &argv, &envp);
-    Err(Error::Exec {
-        code: 126,
-        message: format!("exec {} through kiln-dmz: {e}", exe.display()),
-    })
+    Ok((path, argv, envp))
 }

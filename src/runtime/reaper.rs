@@ -3,12 +3,14 @@
 //! zombie, and exits with the process's status (128+N for a signal).
 
 use super::{Context, Result, init};
+use libc::{c_char, c_int};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use oci_spec::runtime::Spec;
 use std::convert::Infallible;
-use std::os::fd::OwnedFd;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
@@ -16,6 +18,13 @@ pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))
         .sys(|| "block signals".into())?;
+    if let Ok((path, argv, envp)) = init::exec_args(exe, spec) {
+        let child = spawn(dmz, &path, &argv, &envp, &old)?;
+        // kiln's command line (the store path, `-e` values) is no business
+        // of the container: pid 1 shows as "kiln-init" inside.
+        set_title(c"kiln-init");
+        supervise(child, &all)
+    }
     // SAFETY: this process is single-threaded (it is the container's init); the child
     // only restores its signal mask and execs.
     match unsafe { fork() }.sys(|| "fork the container process".into())? {
@@ -36,6 +45,108 @@ pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
             supervise(child, &all)
         }
     }
+}
+
+/// What the child of `spawn` needs, prepared before the clone: it shares
+/// this process's memory and must not allocate.
+struct Handover {
+    dmz: RawFd,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    via_proc: *const c_char,
+    mask: libc::sigset_t,
+    errno: c_int,
+}
+
+/// Starts the container's process: a vfork-like clone (CLONE_VM|CLONE_VFORK
+/// on a stack of its own, as posix_spawn makes) whose only work is to
+/// restore the signal mask and exec kiln-dmz with raw system calls. A fork
+/// would copy kiln's page tables only for the exec to throw them away. On
+/// return the child has exec'd, or exited 126/127 after an error (reported
+/// here; the reaper then passes its status on).
+fn spawn(
+    dmz: &OwnedFd,
+    path: &CStr,
+    argv: &[CString],
+    envp: &[CString],
+    mask: &SigSet,
+) -> Result<Pid> {
+    let args: Vec<*const c_char> = std::iter::once(path.as_ptr())
+        .chain(argv.iter().map(|a| a.as_ptr()))
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let env: Vec<*const c_char> = envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let via_proc = CString::new(format!("/proc/self/fd/{}", dmz.as_raw_fd())).expect("no NUL");
+    let mut h = Handover {
+        dmz: dmz.as_raw_fd(),
+        argv: args.as_ptr(),
+        envp: env.as_ptr(),
+        via_proc: via_proc.as_ptr(),
+        mask: *mask.as_ref(),
+        errno: 0,
+    };
+    let mut stack = vec![0u8; 64 << 10];
+    // SAFETY: the top of `stack`, 16-byte aligned, for the child to grow down
+    // from; `stack` outlives the child's use of it (CLONE_VFORK: clone returns
+    // only once the child has exec'd or exited).
+    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    // SAFETY: `handover_child` only makes raw system calls on `h`, which lives
+    // until clone returns; CLONE_VFORK suspends this process until then.
+    let pid = unsafe {
+        libc::clone(
+            handover_child,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw mut h).cast(),
+        )
+    };
+    let pid = nix::errno::Errno::result(pid).sys(|| "start the container process".into())?;
+    if h.errno != 0 {
+        let e = nix::errno::Errno::from_raw(h.errno);
+        eprintln!(
+            "kiln: exec {} through kiln-dmz: {e}",
+            path.to_string_lossy()
+        );
+    }
+    Ok(Pid::from_raw(pid))
+}
+
+/// The child of `spawn`: the signal mask back, then kiln-dmz (by fd, else
+/// through /proc where a seccomp profile refuses execveat).
+extern "C" fn handover_child(arg: *mut libc::c_void) -> c_int {
+    let h = arg.cast::<Handover>();
+    // SAFETY: `h` points to the Handover `spawn` keeps alive while suspended;
+    // the calls pass its NUL-terminated strings and NULL-terminated arrays.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const (*h).mask,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            std::mem::size_of::<libc::c_ulong>(),
+        );
+        let (argv, envp) = ((*h).argv, (*h).envp);
+        libc::syscall(
+            libc::SYS_execveat,
+            (*h).dmz,
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        );
+        let mut err = *libc::__errno_location();
+        if err == libc::EPERM || err == libc::ENOSYS {
+            libc::syscall(libc::SYS_execve, (*h).via_proc, argv, envp);
+            err = *libc::__errno_location();
+        }
+        (*h).errno = err;
+        libc::syscall(libc::SYS_exit, if err == libc::ENOENT { 127 } else { 126 });
+    }
+    126
 }
 
 /// Replaces this process's command line (/proc/self/cmdline) and name.
