@@ -20,10 +20,11 @@
 //! the memfd copy a rootless kiln needed cost 8 ms.
 
 use super::{Error, Result};
+use libc::c_char;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, FcntlArg, SealFlag, fcntl};
-use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// kiln-dmz, as build.rs compiled it for this target.
 const DMZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kiln-dmz"));
@@ -73,27 +74,61 @@ fn memfd(flags: libc::c_uint) -> std::result::Result<OwnedFd, Errno> {
     Err(Errno::EINVAL)
 }
 
-/// Replaces this process with `path` (argv and envp as given), by way of
-/// kiln-dmz in `helper`. Returns only the error when kiln-dmz cannot run;
-/// once it runs, it reports a failing exec of `path` itself (126/127).
-pub fn exec(helper: &OwnedFd, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
-    let mut args: Vec<&CStr> = Vec::with_capacity(argv.len() + 1);
-    args.push(path);
-    args.extend(argv.iter().map(CString::as_c_str));
-    let e = match nix::unistd::execveat(helper, c"", &args, envp, AtFlags::AT_EMPTY_PATH) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    if !matches!(e, Errno::ENOSYS | Errno::EPERM) {
-        return e;
+/// `/proc/self/fd/N` for `fd`: kiln-dmz by path, where an fd cannot be
+/// executed directly (std's Command, a profile refusing execveat).
+pub fn proc_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The exec of `path` (argv and envp as given) by way of kiln-dmz, prepared:
+/// every string and pointer array made up front, so that `exec` allocates
+/// nothing and can run in a vfork-like child (reaper.rs).
+pub struct Handover {
+    helper: RawFd,
+    via_proc: CString,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    // What the pointers point into.
+    _strings: (CString, Vec<CString>, Vec<CString>),
+}
+
+impl Handover {
+    pub fn new(helper: &OwnedFd, path: CString, argv: Vec<CString>, envp: Vec<CString>) -> Self {
+        let nul = std::iter::once(std::ptr::null());
+        let args = std::iter::once(path.as_ptr()).chain(argv.iter().map(|a| a.as_ptr()));
+        Handover {
+            helper: helper.as_raw_fd(),
+            via_proc: CString::new(proc_path(helper)).expect("no NUL"),
+            argv: args.chain(nul.clone()).collect(),
+            envp: envp.iter().map(|e| e.as_ptr()).chain(nul).collect(),
+            _strings: (path, argv, envp),
+        }
     }
-    // A seccomp profile may allow execve but not execveat: go through /proc.
-    let Ok(via_proc) = CString::new(format!("/proc/self/fd/{}", helper.as_raw_fd())) else {
-        return e;
-    };
-    match nix::unistd::execve(&via_proc, &args, envp) {
-        Ok(never) => match never {},
-        Err(e) => e,
+
+    /// Replaces this process with kiln-dmz, which execs the process; returns
+    /// only the errno when kiln-dmz cannot run (once it runs, it reports a
+    /// failing exec of the process itself, 126/127). Raw system calls only.
+    pub fn exec(&self) -> Errno {
+        // SAFETY: execveat/execve with NUL-terminated strings and
+        // NULL-terminated pointer arrays that `self` keeps alive.
+        unsafe {
+            let (argv, envp) = (self.argv.as_ptr(), self.envp.as_ptr());
+            libc::syscall(
+                libc::SYS_execveat,
+                self.helper,
+                c"".as_ptr(),
+                argv,
+                envp,
+                libc::AT_EMPTY_PATH,
+            );
+            let e = Errno::last_raw();
+            if e != libc::ENOSYS && e != libc::EPERM {
+                return Errno::from_raw(e);
+            }
+            // A seccomp profile may allow execve but not execveat: go through /proc.
+            libc::syscall(libc::SYS_execve, self.via_proc.as_ptr(), argv, envp);
+            Errno::from_raw(Errno::last_raw())
+        }
     }
 }
 
@@ -106,7 +141,7 @@ mod tests {
     use std::process::Command;
 
     fn path_of(fd: &OwnedFd) -> String {
-        format!("/proc/self/fd/{}", fd.as_raw_fd())
+        proc_path(fd)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::{Error, Result};
 use oci_spec::runtime::Hook;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ fn run_one(stage: &str, hook: &Hook, input: &[u8], dmz: Option<&OwnedFd>) -> Res
     // while the kernel looks the path up. Without a /proc in the container
     // there is no path to it: the hook runs directly.
     let via = dmz
-        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(super::dmz::proc_path)
         .filter(|p| std::path::Path::new(p).exists());
     let mut cmd = match via {
         Some(via) => {

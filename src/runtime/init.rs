@@ -460,7 +460,7 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 /// through kiln-dmz (`dmz`, made by `dmz::helper` before seccomp).
 pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     let (path, argv, envp) = exec_args(exe, spec)?;
-    let e = dmz::exec(dmz, &path, &argv, &envp);
+    let e = dmz::Handover::new(dmz, path, argv, envp).exec();
     Err(Error::Exec {
         code: 126,
         message: format!("exec {} through kiln-dmz: {e}", exe.display()),

@@ -2,15 +2,15 @@
 //! forks the container's process, forwards every signal to it, reaps every
 //! zombie, and exits with the process's status (128+N for a signal).
 
+use super::dmz::Handover;
 use super::{Context, Result, init};
-use libc::{c_char, c_int};
+use libc::c_int;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use oci_spec::runtime::Spec;
 use std::convert::Infallible;
-use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
@@ -19,7 +19,7 @@ pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old))
         .sys(|| "block signals".into())?;
     if let Ok((path, argv, envp)) = init::exec_args(exe, spec) {
-        let child = spawn(dmz, &path, &argv, &envp, &old)?;
+        let child = spawn(Handover::new(dmz, path, argv, envp), &old)?;
         // kiln's command line (the store path, `-e` values) is no business
         // of the container: pid 1 shows as "kiln-init" inside.
         set_title(c"kiln-init");
@@ -47,13 +47,10 @@ pub fn exec(exe: &Path, spec: &Spec, dmz: &OwnedFd) -> Result<Infallible> {
     }
 }
 
-/// What the child of `spawn` needs, prepared before the clone: it shares
-/// this process's memory and must not allocate.
-struct Handover {
-    dmz: RawFd,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-    via_proc: *const c_char,
+/// What the child of `spawn` reads: it shares this process's memory and
+/// must not allocate.
+struct Child {
+    handover: Handover,
     mask: libc::sigset_t,
     errno: c_int,
 }
@@ -64,28 +61,9 @@ struct Handover {
 /// would copy kiln's page tables only for the exec to throw them away. On
 /// return the child has exec'd, or exited 126/127 after an error (reported
 /// here; the reaper then passes its status on).
-fn spawn(
-    dmz: &OwnedFd,
-    path: &CStr,
-    argv: &[CString],
-    envp: &[CString],
-    mask: &SigSet,
-) -> Result<Pid> {
-    let args: Vec<*const c_char> = std::iter::once(path.as_ptr())
-        .chain(argv.iter().map(|a| a.as_ptr()))
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let env: Vec<*const c_char> = envp
-        .iter()
-        .map(|e| e.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let via_proc = CString::new(format!("/proc/self/fd/{}", dmz.as_raw_fd())).expect("no NUL");
-    let mut h = Handover {
-        dmz: dmz.as_raw_fd(),
-        argv: args.as_ptr(),
-        envp: env.as_ptr(),
-        via_proc: via_proc.as_ptr(),
+fn spawn(handover: Handover, mask: &SigSet) -> Result<Pid> {
+    let mut c = Child {
+        handover,
         mask: *mask.as_ref(),
         errno: 0,
     };
@@ -94,57 +72,47 @@ fn spawn(
     // from; `stack` outlives the child's use of it (CLONE_VFORK: clone returns
     // only once the child has exec'd or exited).
     let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
-    // SAFETY: `handover_child` only makes raw system calls on `h`, which lives
+    // SAFETY: `start_child` only makes raw system calls on `c`, which lives
     // until clone returns; CLONE_VFORK suspends this process until then.
     let pid = unsafe {
         libc::clone(
-            handover_child,
+            start_child,
             top as *mut libc::c_void,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&raw mut h).cast(),
+            (&raw mut c).cast(),
         )
     };
     let pid = nix::errno::Errno::result(pid).sys(|| "start the container process".into())?;
-    if h.errno != 0 {
-        let e = nix::errno::Errno::from_raw(h.errno);
-        eprintln!(
-            "kiln: exec {} through kiln-dmz: {e}",
-            path.to_string_lossy()
-        );
+    if c.errno != 0 {
+        let e = nix::errno::Errno::from_raw(c.errno);
+        eprintln!("kiln: exec the container's process through kiln-dmz: {e}");
     }
     Ok(Pid::from_raw(pid))
 }
 
-/// The child of `spawn`: the signal mask back, then kiln-dmz (by fd, else
-/// through /proc where a seccomp profile refuses execveat).
-extern "C" fn handover_child(arg: *mut libc::c_void) -> c_int {
-    let h = arg.cast::<Handover>();
-    // SAFETY: `h` points to the Handover `spawn` keeps alive while suspended;
-    // the calls pass its NUL-terminated strings and NULL-terminated arrays.
+/// The child of `spawn`: the signal mask back, then kiln-dmz.
+extern "C" fn start_child(arg: *mut libc::c_void) -> c_int {
+    let c = arg.cast::<Child>();
+    // SAFETY: `c` points to the Child `spawn` keeps alive while suspended;
+    // rt_sigprocmask reads its sigset, exit takes a plain integer.
     unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK,
-            &raw const (*h).mask,
+            &raw const (*c).mask,
             std::ptr::null_mut::<libc::sigset_t>(),
             std::mem::size_of::<libc::c_ulong>(),
         );
-        let (argv, envp) = ((*h).argv, (*h).envp);
+        let e = (*c).handover.exec();
+        (*c).errno = e as c_int;
         libc::syscall(
-            libc::SYS_execveat,
-            (*h).dmz,
-            c"".as_ptr(),
-            argv,
-            envp,
-            libc::AT_EMPTY_PATH,
+            libc::SYS_exit,
+            if e == nix::errno::Errno::ENOENT {
+                127
+            } else {
+                126
+            },
         );
-        let mut err = *libc::__errno_location();
-        if err == libc::EPERM || err == libc::ENOSYS {
-            libc::syscall(libc::SYS_execve, (*h).via_proc, argv, envp);
-            err = *libc::__errno_location();
-        }
-        (*h).errno = err;
-        libc::syscall(libc::SYS_exit, if err == libc::ENOENT { 127 } else { 126 });
     }
     126
 }
