@@ -37,7 +37,11 @@ pub fn run_image(g: &Global, a: RunArgs) -> Result<i32> {
         output: a.detach.then(|| dir.join("output.log")),
         ..o
     };
-    let result = rt::run::run_with(&state_root(g), &o, &spec, a.detach, false, None);
+    // While the container runs, the directory a finished one left is
+    // emptied for the next run (see bundle_pool).
+    let containers = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut tidy = || rt::bundle_pool::tidy(&containers);
+    let result = rt::run::run_with(&state_root(g), &o, &spec, a.detach, false, None, &mut tidy);
     if a.detach && result.is_ok() {
         println!("{id}");
         return Ok(0);

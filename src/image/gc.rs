@@ -76,11 +76,10 @@ pub fn gc(store: &Store) -> Result<Report> {
         remove_any(&entry.path())?;
         report.temp_entries += 1;
     }
-    // Emptied container directories `kiln run` keeps for reuse
+    // Container directories `kiln run` keeps for reuse
     // (runtime::bundle_pool); one being parked meanwhile may stay.
-    let free = store.root().join("containers/@free");
-    for entry in fs::read_dir(&free).into_iter().flatten().flatten() {
-        if remove_any(&entry.path()).is_ok() {
+    for path in crate::runtime::bundle_pool::parked(&store.root().join("containers")) {
+        if remove_any(&path).is_ok() {
             report.temp_entries += 1;
         }
     }

@@ -43,11 +43,13 @@ pub fn run(
     console_fd: Option<OwnedFd>,
 ) -> Result<i32> {
     let spec = super::spec::load_bundle(&o.bundle)?;
-    run_with(root, o, &spec, detach, keep, console_fd)
+    run_with(root, o, &spec, detach, keep, console_fd, &mut || {})
 }
 
 /// `run` with the config in hand (`kiln run IMAGE` makes it), not read
-/// from the bundle.
+/// from the bundle. `while_running` is called once the process has
+/// started, before kiln waits for it: work for time kiln would otherwise
+/// spend waiting.
 pub fn run_with(
     root: &Path,
     o: &CreateOpts,
@@ -55,6 +57,7 @@ pub fn run_with(
     detach: bool,
     keep: bool,
     console_fd: Option<OwnedFd>,
+    while_running: &mut dyn FnMut(),
 ) -> Result<i32> {
     let mask = forwarded_signals();
     // A terminal with nowhere to send it: kiln is the terminal, in the foreground.
@@ -73,6 +76,9 @@ pub fn run_with(
     }
     let created = create_with(root, o, spec, Mode::Run, console_fd)
         .and_then(|c| super::start::poststart(&c, spec).map(|()| c));
+    if created.is_ok() {
+        while_running();
+    }
     let c = match created {
         Ok(c) if !detach => c,
         other => {

@@ -65,8 +65,8 @@ impl Scene {
             .collect()
     }
 
-    /// The container directories in the store (not the pool of emptied
-    /// ones kept for reuse, `@free`).
+    /// The container directories in the store (not the pool of ones kept
+    /// for reuse, `@used` and `@free`).
     fn containers(&self) -> Vec<String> {
         std::fs::read_dir(self.env.store().join("containers"))
             .map(|d| {
@@ -172,15 +172,28 @@ fn run_image_reuses_extracted_layers_on_an_overlay() {
         "the cached layer was not extracted again"
     );
     assert_eq!(extracted().len(), 1);
-    // The second container got the first one's directory back, emptied: it
-    // saw nothing the first wrote, and the pool did not grow.
-    let free = s.env.store().join("containers/@free");
-    assert_eq!(std::fs::read_dir(&free).unwrap().count(), 1);
-    let out = s.sh(&[], "mkdir -p /w && echo 1 > /w/f && ls -a /w");
-    assert_eq!(out, ".\n..\nf\n");
-    let out = s.sh(&[], "ls /w 2>/dev/null || echo no-w");
-    assert_eq!(out, "no-w\n");
-    assert_eq!(std::fs::read_dir(&free).unwrap().count(), 1);
+    // From the third container on, each gets the directory of the one two
+    // runs before, emptied (while the one in between ran): it sees nothing
+    // that one wrote, and no directory is made any more.
+    let parked = || -> std::collections::BTreeSet<u64> {
+        ["@free", "@used"]
+            .iter()
+            .flat_map(|stage| std::fs::read_dir(s.env.store().join("containers").join(stage)))
+            .flatten()
+            .flatten()
+            .map(|e| e.metadata().unwrap().ino())
+            .collect()
+    };
+    let dirs = parked();
+    assert_eq!(dirs.len(), 2, "the first two containers' directories");
+    for _ in 0..3 {
+        let out = s.sh(
+            &[],
+            "ls /w 2>/dev/null || echo no-w; mkdir -p /w && echo 1 > /w/f",
+        );
+        assert_eq!(out, "no-w\n");
+        assert_eq!(parked(), dirs, "the same two directories, reused");
+    }
 }
 
 #[test]
@@ -485,21 +498,20 @@ fn rootless_run_as_an_unprivileged_user() {
             .arg(home.path()),
     );
     use std::os::unix::process::CommandExt;
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["run", home.path().join("app.img").to_str().unwrap(), "--"])
-        .args([
-            "sh",
-            "-c",
-            "id -u; cat /proc/self/uid_map; echo w > /f && cat /f",
-        ])
-        .env("KILN_STORE", home.path().join("store"))
-        .env("XDG_RUNTIME_DIR", home.path().join("run"))
-        .env_remove("HOME")
-        .uid(65534)
-        .gid(65534)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let run = |script: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["run", home.path().join("app.img").to_str().unwrap(), "--"])
+            .args(["sh", "-c", script])
+            .env("KILN_STORE", home.path().join("store"))
+            .env("XDG_RUNTIME_DIR", home.path().join("run"))
+            .env_remove("HOME")
+            .uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run("id -u; cat /proc/self/uid_map; echo w > /f && cat /f");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -517,17 +529,21 @@ fn rootless_run_as_an_unprivileged_user() {
         "mapped to the caller outside: {text}"
     );
     assert_eq!(lines[2], ["w"]);
-    let left: Vec<_> = std::fs::read_dir(home.path().join("store/containers"))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        left,
-        ["@free"],
-        "the container's directory is emptied into the pool"
-    );
-    // Emptied: overlayfs's work files (owner-only, even mode 000) included.
-    let free = home.path().join("store/containers/@free");
-    let parked = std::fs::read_dir(&free)
+    let containers = home.path().join("store/containers");
+    let left = || -> Vec<_> {
+        let mut names: Vec<_> = std::fs::read_dir(&containers)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(left(), ["@used"], "the container's directory is parked");
+    // The next run empties it while its own container runs: overlayfs's
+    // work files (owner-only, even mode 000) included.
+    let out = run("cat /f 2>/dev/null || echo no-f");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no-f\n");
+    assert_eq!(left(), ["@free", "@used"]);
+    let parked = std::fs::read_dir(containers.join("@free"))
         .unwrap()
         .next()
         .unwrap()
@@ -582,16 +598,16 @@ fn gc_keeps_the_layers_of_a_running_container() {
     assert_eq!(extracted(), 1, "the running container's layer stays");
     assert!(!s.ok(&["exec", "g1", "cat", "/etc/hostname"]).is_empty());
     s.ok(&["delete", "--force", "g1"]);
-    let free = s.env.store().join("containers/@free");
+    let used = s.env.store().join("containers/@used");
     assert_eq!(
-        std::fs::read_dir(&free).unwrap().count(),
+        std::fs::read_dir(&used).unwrap().count(),
         1,
         "g1's dir is parked"
     );
     s.ok(&["gc"]);
     assert_eq!(extracted(), 0, "unused once the container is gone");
     assert_eq!(
-        std::fs::read_dir(&free).unwrap().count(),
+        std::fs::read_dir(&used).unwrap().count(),
         0,
         "gc empties the pool"
     );
