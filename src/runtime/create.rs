@@ -119,7 +119,7 @@ fn create_in(
     c.save()?;
     let launch = Launch {
         id: o.id.clone(),
-        spec: spec.clone(),
+        spec,
         bundle: c.record.bundle.clone(),
         rootfs: c.record.rootfs.clone(),
         fifo: (mode == Mode::Create).then_some(fifo),
@@ -169,15 +169,15 @@ fn create_in(
 
 /// The container's cgroup; a rootless kiln without a delegated cgroup runs without one.
 fn make_cgroup(id: &str, spec: &oci_spec::runtime::Spec, systemd: bool) -> Result<Option<Cgroup>> {
-    let linux = spec.linux().clone().unwrap_or_default();
+    let linux = spec.linux().as_ref();
     let path = linux
-        .cgroups_path()
-        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
-    match Cgroup::create(id, path.as_deref(), linux.resources().as_ref(), systemd) {
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    match Cgroup::create(id, path.as_deref(), resources, systemd) {
         Ok(cg) => Ok(Some(cg)),
         // Rootless without a delegated cgroup: fine unless the config asks for limits.
-        Err(e) if !nix::unistd::geteuid().is_root() && !asks_for_limits(&linux) => {
+        Err(e) if !nix::unistd::geteuid().is_root() && !linux.is_some_and(asks_for_limits) => {
             eprintln!("kiln: warning: running without a cgroup: {e}");
             Ok(None)
         }

@@ -64,8 +64,15 @@ pub fn delete_with(root: &Path, id: &str, force: bool, config: Option<&Spec>) ->
             loaded.as_ref()
         }
     };
-    let mut state = c.oci_state();
-    state["status"] = "stopped".into();
+    let poststop = config
+        .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
+        .unwrap_or_default();
+    // The state the hooks get, taken while the state dir still exists.
+    let state = (!poststop.is_empty()).then(|| {
+        let mut state = c.oci_state();
+        state["status"] = "stopped".into();
+        state
+    });
     std::fs::remove_dir_all(&c.dir).ctx("remove", &c.dir)?;
     let owned = super::image_spec::OWNED_BUNDLE_ANNOTATION;
     if config.is_some_and(|s| {
@@ -79,11 +86,10 @@ pub fn delete_with(root: &Path, id: &str, force: bool, config: Option<&Spec>) ->
         // (back to the pool of such directories).
         super::bundle_pool::release(&c.record.bundle).ctx("remove", &c.record.bundle)?;
     }
-    let poststop = config
-        .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
-        .unwrap_or_default();
     // Poststop failures are warnings: the container is gone either way (runtime-spec).
-    if let Err(e) = hooks::run("poststop", &poststop, &state) {
+    if let Some(state) = state
+        && let Err(e) = hooks::run("poststop", &poststop, &state)
+    {
         eprintln!("kiln: warning: {e}");
     }
     Ok(())

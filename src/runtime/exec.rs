@@ -69,7 +69,7 @@ pub fn exec(root: &Path, o: &ExecOpts, console_fd: Option<OwnedFd>) -> Result<i3
     let seccomp = process::seccomp_filter(&spec, root)?;
     let launch = Launch {
         id: o.id.clone(),
-        spec,
+        spec: &spec,
         bundle: c.record.bundle.clone(),
         rootfs: c.record.rootfs.clone(),
         fifo: None,

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Runs every step; returns only on failure.
-pub fn run(l: &Launch, plan: &Plan, chan: &Channel) -> Result<Infallible> {
+pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     // The caller may block signals it waits for; the container starts with none blocked.
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -141,7 +141,7 @@ fn default_signal_dispositions() {
 
 /// The root file system: mounts, the createRuntime/createContainer hooks,
 /// pivot_root (or chroot), sysctls, then masked and read-only paths.
-fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
+fn set_up_root(l: &Launch<'_>, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let mknod_ok = !plan.new_user()
         && !plan
             .join
@@ -165,7 +165,7 @@ fn set_up_root(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result
 /// rlimits, oom_score_adj and umask, the user, groups and capabilities; and
 /// the seccomp filter when it must be loaded while CAP_SYS_ADMIN is still
 /// held (without no_new_privs). Returns whether no_new_privs is asked for.
-fn confine(l: &Launch, plan: &Plan) -> Result<bool> {
+fn confine(l: &Launch<'_>, plan: &Plan) -> Result<bool> {
     process_settings(&l.spec)?;
     let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
     if !nnp && let Some(f) = &l.seccomp {
@@ -177,7 +177,7 @@ fn confine(l: &Launch, plan: &Plan) -> Result<bool> {
 
 /// Right before exec: no_new_privs, then the seccomp filter (so that it
 /// filters as little of kiln's own work as possible).
-fn confine_last(l: &Launch, nnp: bool) -> Result<()> {
+fn confine_last(l: &Launch<'_>, nnp: bool) -> Result<()> {
     if nnp {
         security::set_no_new_privs()?;
         if let Some(f) = &l.seccomp {
@@ -189,7 +189,7 @@ fn confine_last(l: &Launch, nnp: bool) -> Result<()> {
 
 /// `kiln exec`: already inside the container's namespaces (and, through the
 /// parent, its cgroup); confine the process exactly like the container's own.
-fn run_exec(l: &Launch, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<Infallible> {
+fn run_exec(l: &Launch<'_>, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<Infallible> {
     if process(&l.spec).terminal().unwrap_or(false) {
         let sock = match (&l.console_fd, &l.console_socket) {
             (Some(fd), _) => fd.try_clone().sys(|| "dup console socket".into())?,
@@ -271,7 +271,7 @@ fn set_hostname(spec: &Spec) -> Result<()> {
 }
 
 /// The exec fifo, opened read-write before pivot_root while its host path is visible.
-fn open_fifo(l: &Launch) -> Result<Option<OwnedFd>> {
+fn open_fifo(l: &Launch<'_>) -> Result<Option<OwnedFd>> {
     match (&l.fifo, l.mode) {
         (Some(path), Mode::Create) => {
             let fd = nix::fcntl::open(
@@ -288,7 +288,7 @@ fn open_fifo(l: &Launch) -> Result<Option<OwnedFd>> {
 
 /// Asks the parent to run prestart/createRuntime hooks, then runs
 /// createContainer hooks here, in the container's namespaces, before pivot_root.
-fn run_create_hooks(l: &Launch, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
+fn run_create_hooks(l: &Launch<'_>, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let h = l.spec.hooks().clone().unwrap_or_default();
     if hooks::in_parent(&l.spec) {
         chan.send(&Msg::RunHooks)?;

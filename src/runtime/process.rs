@@ -28,9 +28,9 @@ pub enum Mode {
 }
 
 /// Everything the container's init needs (the child gets a copy by cloning).
-pub struct Launch {
+pub struct Launch<'a> {
     pub id: String,
-    pub spec: Spec,
+    pub spec: &'a Spec,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub fifo: Option<PathBuf>,
@@ -63,7 +63,7 @@ pub fn seccomp_filter(spec: &Spec, state_root: &Path) -> Result<Option<super::se
 /// Clones the container's init and drives it until it is ready. `hooks` runs
 /// the prestart/createRuntime hooks when init asks (it gets init's pid).
 pub fn spawn(
-    l: &Launch,
+    l: &Launch<'_>,
     cgroup: Option<&Cgroup>,
     mut hooks: impl FnMut(Pid) -> Result<()>,
 ) -> Result<Pid> {

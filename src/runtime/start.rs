@@ -35,6 +35,9 @@ pub fn poststart(c: &Container, config: &oci_spec::runtime::Spec) -> Result<()> 
         .as_ref()
         .and_then(|h| h.poststart().clone())
         .unwrap_or_default();
+    if poststart.is_empty() {
+        return Ok(());
+    }
     // A failing poststart hook is reported, but the container keeps running (runtime-spec).
     if let Err(e) = hooks::run("poststart", &poststart, &c.oci_state()) {
         eprintln!("kiln: warning: {e}");
