@@ -39,7 +39,7 @@ const OFF_ARCH: u32 = 4;
 /// `SECCOMP_RET_ERRNO | ENOSYS`.
 const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 /// x32 system calls are x86_64 calls with this bit set in the number.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// `SECCOMP_FILTER_FLAG_*` (stable kernel ABI).
 pub const FLAG_TSYNC: u32 = 1 << 0;
@@ -115,7 +115,8 @@ pub struct ArchMax {
     pub audit_arch: u32,
     /// Highest native number (`None`: leave that mode to the filter).
     pub max: Option<u32>,
-    /// On x86_64 only: highest x32 number, X32_SYSCALL_BIT included.
+    /// On x86_64 only: highest x32 number, X32_SYSCALL_BIT included
+    /// (`X32_SYSCALL_BIT - 1`: every x32 call answers ENOSYS).
     pub x32_max: Option<u32>,
     /// s390/s390x multiplex unknown large numbers through syscall 0.
     pub s390: bool,
@@ -316,6 +317,21 @@ mod tests {
         }]);
         assert_eq!(run(&stub, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 999), None);
         assert_eq!(run(&stub, AUDIT_ARCH_X86_64, 11), Some(RET_ENOSYS));
+    }
+
+    #[test]
+    fn stub_refuses_every_x32_call_below_the_bit() {
+        let stub = enosys_stub(&[ArchMax {
+            audit_arch: AUDIT_ARCH_X86_64,
+            max: Some(10),
+            x32_max: Some(X32_SYSCALL_BIT - 1),
+            s390: false,
+        }]);
+        for nr in [0, 39, 999] {
+            let x32 = X32_SYSCALL_BIT | nr;
+            assert_eq!(run(&stub, AUDIT_ARCH_X86_64, x32), Some(RET_ENOSYS));
+        }
+        assert_eq!(run(&stub, AUDIT_ARCH_X86_64, 10), None);
     }
 
     #[test]

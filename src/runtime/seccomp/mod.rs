@@ -400,6 +400,16 @@ fn highest_syscalls(arches: &[ScmpArch], rules: &[LinuxSyscall]) -> Vec<bpf::Arc
             entry.max = highest(arch);
         }
     }
+    // x86_64 without x32: x32 calls answer ENOSYS, as on the kernels that
+    // leave the x32 ABI off (Debian's), instead of killing the thread as
+    // libseccomp does for an architecture the filter does not know.
+    if !arches.contains(&ScmpArch::X32) {
+        for a in out.iter_mut() {
+            if a.audit_arch == bpf::AUDIT_ARCH_X86_64 && a.x32_max.is_none() {
+                a.x32_max = Some(bpf::X32_SYSCALL_BIT - 1);
+            }
+        }
+    }
     out.retain(|a| a.max.is_some() || a.x32_max.is_some());
     out
 }

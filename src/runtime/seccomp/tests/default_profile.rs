@@ -133,6 +133,23 @@ fn default_profile_denies_namespaces_mount_and_keyctl() {
     assert_eq!(code, 0, "check {code} failed");
 }
 
+/// x32 system calls (x86_64 numbers with bit 30 set) answer ENOSYS, as on a
+/// kernel without the x32 ABI, instead of killing the caller; the x86_64
+/// call of the same number still works.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn default_profile_answers_x32_calls_with_enosys() {
+    let filter = compile(&default_profile(&default_caps())).unwrap();
+    let x32 = |nr: libc::c_long| nr | bpf::X32_SYSCALL_BIT as libc::c_long;
+    let code = run_filtered(&filter, || {
+        check!(1, sys(x32(libc::SYS_getpid), 0, 0, 0) == libc::ENOSYS);
+        check!(2, sys(x32(libc::SYS_unshare), 0, 0, 0) == libc::ENOSYS);
+        check!(3, sys(libc::SYS_getpid, 0, 0, 0) == 0);
+        0
+    });
+    assert_eq!(code, 0, "check {code} failed (128+N: killed by signal N)");
+}
+
 /// A real program under the default profile: a shell that forks, pipes,
 /// runs coreutils and spawns a background job.
 #[test]
