@@ -44,7 +44,7 @@ pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     if matches!(l.mode, Mode::Exec { .. }) {
         return run_exec(l, plan, chan, &dmz);
     }
-    set_hostname(&l.spec)?;
+    set_hostname(l.spec)?;
     let console = match (&l.console_fd, &l.console_socket) {
         (Some(fd), _) => Some(fd.try_clone().sys(|| "dup console socket".into())?),
         (None, Some(path)) => Some(console::connect_socket(path)?),
@@ -52,11 +52,11 @@ pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     };
     let fifo = open_fifo(l)?;
     set_up_root(l, plan, chan, &dmz)?;
-    if process(&l.spec).terminal().unwrap_or(false) {
+    if process(l.spec).terminal().unwrap_or(false) {
         let sock = console
             .as_ref()
             .ok_or_else(|| Error::Config("process.terminal needs --console-socket".into()))?;
-        console::setup(Some(sock), console_size(&l.spec))?;
+        console::setup(Some(sock), console_size(l.spec))?;
     }
     drop(console);
     let nnp = confine(l, plan)?;
@@ -70,8 +70,8 @@ pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     .flatten()
     .collect();
     close_inherited_fds(l.preserve_fds, &own)?;
-    change_dir(&l.spec)?;
-    let exe = find_executable(&l.spec)?;
+    change_dir(l.spec)?;
+    let exe = find_executable(l.spec)?;
     chan.send(&Msg::Ready)?;
     chan.expect(Msg::Proceed)?;
     if let Some(fifo) = fifo {
@@ -80,15 +80,15 @@ pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "running", "pid": std::process::id(), "bundle": l.bundle});
     hooks::run_inside(
         "startContainer",
-        hooks_of(&l.spec, |h| h.start_container().clone()).as_slice(),
+        hooks_of(l.spec, |h| h.start_container().clone()).as_slice(),
         &state,
         &dmz,
     )?;
     confine_last(l, nnp)?;
     if l.kiln_init {
-        super::reaper::exec(&exe, &l.spec, &dmz)
+        super::reaper::exec(&exe, l.spec, &dmz)
     } else {
-        exec(&exe, &l.spec, &dmz)
+        exec(&exe, l.spec, &dmz)
     }
 }
 
@@ -147,31 +147,31 @@ fn set_up_root(l: &Launch<'_>, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Re
             .join
             .iter()
             .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
-    rootfs::prepare(&l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
+    rootfs::prepare(l.spec, &l.rootfs, &l.bundle, mknod_ok)?;
     run_create_hooks(l, chan, dmz)?;
     rootfs::enter(&l.rootfs, l.no_pivot)?;
-    rootfs::apply_propagation(&l.spec)?;
+    rootfs::apply_propagation(l.spec)?;
     // A working directory the image lacks is made, as runc does: in the new
     // root, before it may turn read-only (a failure shows at the chdir).
-    let cwd = process(&l.spec).cwd().clone();
+    let cwd = process(l.spec).cwd().clone();
     if !cwd.exists() {
         let _ = std::fs::create_dir_all(&cwd);
     }
     // Sysctls go in before /proc/sys becomes read-only (a readonlyPath).
-    set_sysctls(&l.spec)?;
-    rootfs::finish(&l.spec)
+    set_sysctls(l.spec)?;
+    rootfs::finish(l.spec)
 }
 
 /// rlimits, oom_score_adj and umask, the user, groups and capabilities; and
 /// the seccomp filter when it must be loaded while CAP_SYS_ADMIN is still
 /// held (without no_new_privs). Returns whether no_new_privs is asked for.
 fn confine(l: &Launch<'_>, plan: &Plan) -> Result<bool> {
-    process_settings(&l.spec)?;
-    let nnp = process(&l.spec).no_new_privileges().unwrap_or(false);
+    process_settings(l.spec)?;
+    let nnp = process(l.spec).no_new_privileges().unwrap_or(false);
     if !nnp && let Some(f) = &l.seccomp {
         f.load()?;
     }
-    drop_privileges(&l.spec, plan)?;
+    drop_privileges(l.spec, plan)?;
     Ok(nnp)
 }
 
@@ -190,22 +190,22 @@ fn confine_last(l: &Launch<'_>, nnp: bool) -> Result<()> {
 /// `kiln exec`: already inside the container's namespaces (and, through the
 /// parent, its cgroup); confine the process exactly like the container's own.
 fn run_exec(l: &Launch<'_>, plan: &Plan, chan: &Channel, dmz: &OwnedFd) -> Result<Infallible> {
-    if process(&l.spec).terminal().unwrap_or(false) {
+    if process(l.spec).terminal().unwrap_or(false) {
         let sock = match (&l.console_fd, &l.console_socket) {
             (Some(fd), _) => fd.try_clone().sys(|| "dup console socket".into())?,
             (None, Some(path)) => console::connect_socket(path)?,
             (None, None) => return Err(Error::Config("a terminal needs --console-socket".into())),
         };
-        console::setup(Some(&sock), console_size(&l.spec))?;
+        console::setup(Some(&sock), console_size(l.spec))?;
     }
     let nnp = confine(l, plan)?;
     close_inherited_fds(l.preserve_fds, &[chan.raw(), dmz.as_raw_fd()])?;
-    change_dir(&l.spec)?;
-    let exe = find_executable(&l.spec)?;
+    change_dir(l.spec)?;
+    let exe = find_executable(l.spec)?;
     chan.send(&Msg::Ready)?;
     chan.expect(Msg::Proceed)?;
     confine_last(l, nnp)?;
-    exec(&exe, &l.spec, dmz)
+    exec(&exe, l.spec, dmz)
 }
 
 /// process.consoleSize as (rows, columns), for the terminal's first size.
@@ -290,7 +290,7 @@ fn open_fifo(l: &Launch<'_>) -> Result<Option<OwnedFd>> {
 /// createContainer hooks here, in the container's namespaces, before pivot_root.
 fn run_create_hooks(l: &Launch<'_>, chan: &Channel, dmz: &OwnedFd) -> Result<()> {
     let h = l.spec.hooks().clone().unwrap_or_default();
-    if hooks::in_parent(&l.spec) {
+    if hooks::in_parent(l.spec) {
         chan.send(&Msg::RunHooks)?;
         chan.expect(Msg::HooksDone)?;
     }

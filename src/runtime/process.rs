@@ -68,11 +68,11 @@ pub fn spawn(
     mut hooks: impl FnMut(Pid) -> Result<()>,
 ) -> Result<Pid> {
     let plan = match l.mode {
-        Mode::Exec { pid } => Plan::joining(pid, &l.spec),
-        _ => Plan::from_spec(&l.spec)?,
+        Mode::Exec { pid } => Plan::joining(pid, l.spec),
+        _ => Plan::from_spec(l.spec)?,
     };
     let (parent, child) = Channel::pair()?;
-    let restore = Restore::enter(&plan, &time_offsets(&l.spec))?;
+    let restore = Restore::enter(&plan, &time_offsets(l.spec))?;
     // On cgroup2 the init is born in its cgroup (CLONE_INTO_CGROUP): it never
     // runs, nor is charged, in kiln's, and the migration is saved.
     let unified = cgroup
@@ -110,7 +110,7 @@ pub fn spawn(
     let result = (|| {
         restore.leave()?;
         if plan.new_user() {
-            write_id_maps(pid, &l.spec)?;
+            write_id_maps(pid, l.spec)?;
         }
         if let Some(cg) = cgroup {
             cg.add_process(pid.as_raw(), placed)?;
@@ -125,7 +125,7 @@ pub fn spawn(
         }
         // Proceed right away unless hook messages are still to come: the
         // child then finds it waiting, without a round trip.
-        let early = !super::hooks::in_parent(&l.spec) || matches!(l.mode, Mode::Exec { .. });
+        let early = !super::hooks::in_parent(l.spec) || matches!(l.mode, Mode::Exec { .. });
         // (A child that already failed has closed its end: its Failed
         // message still waits below, so a failed send here says nothing.)
         if early {
