@@ -214,8 +214,12 @@ fn console_size(spec: &Spec) -> Option<(u16, u16)> {
     Some((b.height().try_into().ok()?, b.width().try_into().ok()?))
 }
 
-fn process(spec: &Spec) -> oci_spec::runtime::Process {
-    spec.process().clone().unwrap_or_default()
+/// process, or an empty one (no copy: it holds the environment and the
+/// capability sets).
+fn process(spec: &Spec) -> &oci_spec::runtime::Process {
+    static NONE: std::sync::LazyLock<oci_spec::runtime::Process> =
+        std::sync::LazyLock::new(Default::default);
+    spec.process().as_ref().unwrap_or(&NONE)
 }
 
 fn hooks_of(

@@ -233,28 +233,30 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 /// user, directly for a single mapping of one's own id (setgroups denied),
 /// else through the setuid helpers newuidmap/newgidmap.
 fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().clone().unwrap_or_default();
-    let uids = linux.uid_mappings().clone().unwrap_or_default();
-    let gids = linux.gid_mappings().clone().unwrap_or_default();
+    let linux = spec.linux().as_ref();
+    let uids = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or(&[]);
+    let gids = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or(&[]);
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let own = |maps: &[LinuxIdMapping], id: u32| {
         maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
     };
     let root = nix::unistd::geteuid().is_root();
     if root
-        || (own(&uids, nix::unistd::geteuid().as_raw())
-            && own(&gids, nix::unistd::getegid().as_raw()))
+        || (own(uids, nix::unistd::geteuid().as_raw())
+            && own(gids, nix::unistd::getegid().as_raw()))
     {
         if !root {
             std::fs::write(proc.join("setgroups"), "deny").ctx("write", &proc.join("setgroups"))?;
         }
-        std::fs::write(proc.join("uid_map"), map_text(&uids))
-            .ctx("write", &proc.join("uid_map"))?;
-        std::fs::write(proc.join("gid_map"), map_text(&gids))
-            .ctx("write", &proc.join("gid_map"))?;
+        std::fs::write(proc.join("uid_map"), map_text(uids)).ctx("write", &proc.join("uid_map"))?;
+        std::fs::write(proc.join("gid_map"), map_text(gids)).ctx("write", &proc.join("gid_map"))?;
         return Ok(());
     }
-    for (tool, maps) in [("newuidmap", &uids), ("newgidmap", &gids)] {
+    for (tool, maps) in [("newuidmap", uids), ("newgidmap", gids)] {
         let mut cmd = std::process::Command::new(tool);
         cmd.arg(pid.to_string());
         for m in maps.iter() {

@@ -34,10 +34,9 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 
 /// Mounts everything under `rootfs` while still seeing the host's filesystem.
 pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Result<()> {
-    let linux = spec.linux().clone().unwrap_or_default();
+    let linux = spec.linux().as_ref();
     let prop = linux
-        .rootfs_propagation()
-        .as_deref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing the container mounts may propagate back to the host.
@@ -74,7 +73,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, mknod_ok: bool) -> Res
     if dev_from_config {
         default_devices(root.as_fd(), mknod_ok)?;
     }
-    for d in linux.devices().as_deref().unwrap_or(&[]) {
+    for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
         device(root.as_fd(), d, mknod_ok)?;
     }
     Ok(())
@@ -266,10 +265,10 @@ fn on_initial_rootfs() -> bool {
 /// linux.rootfsPropagation on the container's own root, once it is "/":
 /// applied before pivot_root it would reach the host's mount.
 pub fn apply_propagation(spec: &Spec) -> Result<()> {
-    let linux = spec.linux().clone().unwrap_or_default();
-    match linux
-        .rootfs_propagation()
-        .as_deref()
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation)
     {
         Some(prop) => mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
@@ -297,11 +296,17 @@ fn parent_mount_private(path: &Path) -> Result<()> {
 /// After entering the root: hide masked paths, make read-only paths and
 /// (if asked) the root itself read-only.
 pub fn finish(spec: &Spec) -> Result<()> {
-    let linux = spec.linux().clone().unwrap_or_default();
-    for p in linux.masked_paths().as_deref().unwrap_or(&[]) {
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+    {
         mask(Path::new(p))?;
     }
-    for p in linux.readonly_paths().as_deref().unwrap_or(&[]) {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+    {
         readonly(Path::new(p))?;
     }
     if spec
