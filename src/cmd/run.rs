@@ -93,7 +93,9 @@ fn prepare(g: &Global, a: &RunArgs, id: &str) -> Result<(PathBuf, oci_spec::runt
         }
         // gc keeps the layers a container directory names.
         let pins: Vec<String> = image.layers.iter().map(|l| l.diff_id.to_string()).collect();
-        std::fs::write(dir.join("layers.json"), serde_json::to_vec(&pins)?)?;
+        let pins_file = dir.join("layers.json");
+        rt::bundle_pool::write_in_place(&pins_file, &serde_json::to_vec(&pins)?)
+            .with_context(|| format!("write {}", pins_file.display()))?;
         let overlay = overlay_supported(store.root());
         if !overlay {
             unpack::render(&store, &image, &dir.join("rootfs"))?;
@@ -211,7 +213,8 @@ fn etc_files(
     let mut volumes = Vec::new();
     for (name, text) in files {
         let path = etc.join(name);
-        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        rt::bundle_pool::write_in_place(&path, text.as_bytes())
+            .with_context(|| format!("write {}", path.display()))?;
         if layer.is_none() {
             volumes.push(format!("{}:/etc/{name}", path.display()));
         }

@@ -26,6 +26,9 @@ const USED: &str = "@used";
 /// `files` the directory `etc`.
 const KEEP: [&str; 4] = ["rootfs", "upper", "work", "files"];
 const FILES_ETC: &str = "files/etc";
+/// Files every `kiln run` rewrites ([`write_in_place`]): kept, so that their
+/// blocks are reused instead of freed and allocated again.
+const KEEP_FILES: [&str; 3] = ["layers.json", "files/etc/hostname", "files/etc/hosts"];
 /// Directories beyond this many in either stage are removed instead.
 const MAX_PARKED: usize = 8;
 
@@ -109,12 +112,29 @@ fn park(dir: &Path, to: &Path) -> io::Result<()> {
     fs::rename(dir, to.join(format!("{}-{nanos}-{n}", std::process::id())))
 }
 
-/// Removes everything in `dir` but its (emptied) rootfs, upper, work and
-/// files/etc.
+/// Writes `data` over what `path` holds, making it if missing, without
+/// truncating it first: truncating frees the file's block, which on a file
+/// system mounted with `discard` and no journal (this project's dev VM) is
+/// a synchronous discard, ~0.2 ms; writing over it reuses the block.
+pub fn write_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().write(true).create(true).open(path)?;
+    f.write_all(data)?;
+    f.set_len(data.len() as u64)
+}
+
+/// Removes everything in `dir` but its rootfs, upper, work and files/etc
+/// (emptied) and the files in `KEEP_FILES` (left as they are).
 fn empty(dir: &Path) -> io::Result<()> {
+    let kept_file = |path: &Path, e: &fs::DirEntry| {
+        KEEP_FILES.iter().any(|k| dir.join(k) == path) && e.file_type().is_ok_and(|t| t.is_file())
+    };
     for e in fs::read_dir(dir)? {
         let e = e?;
         let path = e.path();
+        if kept_file(&path, &e) {
+            continue;
+        }
         let keep = KEEP.iter().any(|k| e.file_name() == *k);
         if !keep {
             remove(&path)?;
@@ -127,7 +147,10 @@ fn empty(dir: &Path) -> io::Result<()> {
             let inner = inner?.path();
             if inner == dir.join(FILES_ETC) && inner.is_dir() {
                 for f in fs::read_dir(&inner)? {
-                    remove(&f?.path())?;
+                    let f = f?;
+                    if !kept_file(&f.path(), &f) {
+                        remove(&f.path())?;
+                    }
                 }
             } else {
                 remove(&inner)?;
@@ -181,6 +204,8 @@ mod tests {
         fs::create_dir_all(dir.join("work/work/incompat/volatile")).unwrap();
         fs::create_dir_all(dir.join("files/etc")).unwrap();
         fs::write(dir.join("files/etc/hostname"), "a").unwrap();
+        fs::write(dir.join("files/etc/resolv.conf"), "nameserver 1.1.1.1").unwrap();
+        fs::write(dir.join("output.log"), "a's output").unwrap();
         release(&dir).unwrap();
         assert!(!dir.exists());
         let next = containers.join("b");
@@ -194,11 +219,17 @@ mod tests {
             .collect();
         names.sort();
         let mut keep = KEEP.to_vec();
+        keep.push("layers.json");
         keep.sort();
-        assert_eq!(names, keep);
-        for k in ["rootfs", "upper", "work", FILES_ETC] {
+        assert_eq!(names, keep, "what every run rewrites stays");
+        for k in ["rootfs", "upper", "work"] {
             assert_eq!(fs::read_dir(next.join(k)).unwrap().count(), 0, "{k}");
         }
+        let etc: Vec<_> = fs::read_dir(next.join(FILES_ETC))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(etc, ["hostname"]);
         assert_eq!(fs::read_dir(next.join("files")).unwrap().count(), 1);
         assert!(!claim(&containers.join("c")), "the pool is empty");
         assert!(parked(&containers).is_empty());
@@ -220,6 +251,15 @@ mod tests {
         tidy(&containers);
         tidy(&containers);
         assert_eq!((count(FREE), count(USED)), (3, 0));
+    }
+
+    #[test]
+    fn writing_in_place_replaces_the_whole_content() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("hosts");
+        write_in_place(&f, b"a much longer first text\n").unwrap();
+        write_in_place(&f, b"short\n").unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"short\n");
     }
 
     #[test]
