@@ -118,7 +118,11 @@ fn park(dir: &Path, to: &Path) -> io::Result<()> {
 /// a synchronous discard, ~0.2 ms; writing over it reuses the block.
 pub fn write_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut f = fs::OpenOptions::new().write(true).create(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
     f.write_all(data)?;
     f.set_len(data.len() as u64)
 }
