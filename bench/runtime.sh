@@ -5,6 +5,11 @@
 #
 #   sudo bench/runtime.sh
 #
+# This VM shares its host: medians drift by 10% from one minute to the next.
+# So each group runs as ROUNDS (5) hyperfine runs of RUNS/ROUNDS runs per
+# command, one after another; the ratios are taken within each round (the
+# peers saw the same minutes) and the report gives their median and range.
+#
 # Needs root, hyperfine, runc, crun, podman, busybox-static, python3, mkfs.ext4.
 # Group 1 (bundle, /bin/true): kiln run --bundle, crun run, runc run and the
 #   floor `unshare -mpui --fork true`, and `kiln run IMAGE true` of the same
@@ -23,6 +28,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${KILN_BENCH_DIR:-/var/tmp/kiln-bench}/runtime
 RUNS=${RUNS:-200}
+ROUNDS=${ROUNDS:-5}
+PER_ROUND=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
 [ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: run as root" >&2; exit 1; }
 for t in cargo hyperfine runc crun podman python3 unshare; do
     command -v "$t" >/dev/null || { echo "bench/runtime.sh: $t is not installed" >&2; exit 1; }
@@ -49,7 +56,7 @@ c["root"]["readonly"] = False
 json.dump(c, open(p, "w"), indent=1)
 PY
 
-HF=(hyperfine -N --warmup 20 --runs "$RUNS" --style none)
+HF=(hyperfine -N --warmup 20 --runs "$PER_ROUND" --style none)
 export KILN_STORE="$BENCH/store"
 "$KILN" image from-dir "$B/rootfs" --name bench:img --cmd /bin/true >/dev/null
 # The runtimes' state dirs live on a tmpfs, as /run is on real hosts (it is
@@ -68,13 +75,15 @@ mkdir -p $BENCH/ext4
 mount -o loop $BENCH/ext4.img $BENCH/ext4
 $KILN --store $BENCH/ext4/store image from-dir $B/rootfs --name bench:img --cmd /bin/true >/dev/null
 $KILN --store $BENCH/ext4/store --root $S/k run bench:img true
-exec ${HF[*]} --export-json $BENCH/res/bundle-cg2.json \\
+for i in \$(seq $ROUNDS); do
+${HF[*]} --export-json $BENCH/res/bundle-cg2-\$i.json \\
   -n kiln "$KILN --root $S/k run --bundle $B k" \\
   -n crun "crun --cgroup-manager=disabled --root $S/c run --bundle $B c" \\
   -n runc "runc --root $S/r run --bundle $B r" \\
   -n floor "unshare -mpui --fork true" \\
   -n kiln-image "$KILN --root $S/k run bench:img true" \\
   -n kiln-image-fresh-ext4 "$KILN --store $BENCH/ext4/store --root $S/k run bench:img true"
+done
 EOF
 chmod +x "$BENCH/group1.sh"
 "$KILN" --root "$S/k" run bench:img true  # extracts the layer once
@@ -91,9 +100,11 @@ cat > "$BENCH/group2.sh" <<EOF
 set -e
 mount --make-rprivate /
 mount -t tmpfs none $S
-exec ${HF[*]} --export-json $BENCH/res/bundle-host.json \\
+for i in \$(seq $ROUNDS); do
+${HF[*]} --export-json $BENCH/res/bundle-host-\$i.json \\
   -n kiln "$KILN --root $S/k run --bundle $B k" \\
   -n runc "runc --root $S/r run --bundle $B r"
+done
 EOF
 chmod +x "$BENCH/group2.sh"
 unshare -m "$BENCH/group2.sh" >&2
@@ -119,27 +130,44 @@ mount -t tmpfs none $S
 export CONTAINERS_CONF=$BENCH/containers.conf
 P="podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none"
 \$P load -q -i $BENCH/img.tar >/dev/null
-exec hyperfine -N --warmup 3 --runs 30 --style none --export-json $BENCH/res/image.json \\
+for i in \$(seq $ROUNDS); do
+hyperfine -N --warmup 3 --runs 10 --style none --export-json $BENCH/res/image-\$i.json \\
   -n kiln-image "$KILN --root $S/k run bench:img true" \\
   -n kiln-bundle "$KILN --root $S/k run --bundle $B k" \\
   -n podman "\$P run --rm --net none localhost/bench:img true"
+done
 EOF
 chmod +x "$BENCH/group3.sh"
 unshare -m "$BENCH/group3.sh" >&2
 
-python3 - "$BENCH/res" <<'PY'
-import json, os, sys
-res = sys.argv[1]
+python3 - "$BENCH/res" "$ROUNDS" <<'PY'
+import json, os, statistics, sys
+res, rounds = sys.argv[1], int(sys.argv[2])
+def load(name):
+    """Per round: command -> median seconds."""
+    out = []
+    for i in range(1, rounds + 1):
+        r = json.load(open(os.path.join(res, f"{name}-{i}.json")))["results"]
+        out.append({x["command"]: x["median"] for x in r})
+    return out
+def ratio(rs, a, b):
+    v = sorted(r[a] / r[b] for r in rs)
+    return statistics.median(v), v[0], v[-1]
 def table(name, title, base):
-    r = {x["command"]: x for x in json.load(open(os.path.join(res, name)))["results"]}
-    b = r[base]["median"]
-    print(f"\n### {title}\n\n| command | median | mean ± σ | ratio to {base} |\n| --- | ---: | ---: | ---: |")
-    for cmd, x in r.items():
-        print(f"| {cmd} | {x['median']*1e3:.2f} ms | {x['mean']*1e3:.2f} ± {x['stddev']*1e3:.2f} ms | {x['median']/b:.2f} |")
-table("bundle-cg2.json", "Bundle, /bin/true, and the image (cgroup2 mount namespace)", "crun")
-r = {x["command"]: x["median"] for x in json.load(open(os.path.join(res, "bundle-cg2.json")))["results"]}
+    rs = load(name)
+    print(f"\n### {title}\n\n| command | median of round medians | ratio to {base}: median (range over {rounds} rounds) |\n| --- | ---: | ---: |")
+    for cmd in rs[0]:
+        m = statistics.median(r[cmd] for r in rs)
+        q, lo, hi = ratio(rs, cmd, base)
+        f = ".3f" if q < 0.1 else ".2f"
+        print(f"| {cmd} | {m*1e3:.2f} ms | {q:{f}} ({lo:{f}}–{hi:{f}}) |")
+    return rs
+rs = table("bundle-cg2", "Bundle, /bin/true, and the image (cgroup2 mount namespace)", "crun")
 for img in ("kiln-image", "kiln-image-fresh-ext4"):
-    print(f"\n{img} / kiln (bundle), same run: {r[img] / r['kiln']:.2f}")
-table("bundle-host.json", "Bundle, /bin/true (host cgroups, v1 fallback)", "runc")
-table("image.json", "Image, true (layers already extracted; cgroup2 mount namespace)", "podman")
+    q, lo, hi = ratio(rs, img, "kiln")
+    print(f"\n{img} / kiln (bundle), within each round: {q:.2f} ({lo:.2f}–{hi:.2f})")
+table("bundle-host", "Bundle, /bin/true (host cgroups, v1 fallback)", "runc")
+rs = table("image", "Image, true (layers already extracted; cgroup2 mount namespace)", "podman")
+q, lo, hi = ratio(rs, "kiln-image", "kiln-bundle")
+print(f"\nkiln-image / kiln-bundle, within each round: {q:.2f} ({lo:.2f}–{hi:.2f})")
 PY
