@@ -139,6 +139,11 @@ impl<R: Read> VerifyReader<R> {
         }
     }
 
+    /// The size the content must have, when the caller said.
+    pub fn expected_size(&self) -> Option<u64> {
+        self.expected_size
+    }
+
     /// True once the whole content was read and matched.
     pub fn verified(&self) -> bool {
         self.verified

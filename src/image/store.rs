@@ -225,7 +225,10 @@ impl Store {
 
 /// Reads a verified reader to its end into memory, up to `MAX_JSON_BLOB`.
 pub fn read_verified<R: Read>(reader: VerifyReader<R>, d: &Digest) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
+    // Room for the size the descriptor gives and the read that finds the
+    // end: one read instead of a series of growing ones.
+    let hint = reader.expected_size().unwrap_or(0).min(MAX_JSON_BLOB) as usize;
+    let mut data = Vec::with_capacity(hint + 1);
     reader
         .take(MAX_JSON_BLOB + 1)
         .read_to_end(&mut data)

@@ -218,7 +218,8 @@ pub fn build(
             overlay_options(&lowers, dir, rootless),
         );
     }
-    SpecBuilder::default()
+    // As in `linux`: set in place, the builder would copy linux whole.
+    let mut spec = SpecBuilder::default()
         .version("1.2.0")
         .root(
             RootBuilder::default()
@@ -228,12 +229,13 @@ pub fn build(
                 .map_err(cfgerr)?,
         )
         .hostname(r.hostname.clone())
-        .process(process(cfg, r)?)
-        .mounts(mounts)
-        .linux(linux(r, rootless)?)
-        .annotations(annotations)
         .build()
-        .map_err(cfgerr)
+        .map_err(cfgerr)?;
+    spec.set_process(Some(process(cfg, r)?))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux(r, rootless)?))
+        .set_annotations(Some(annotations));
+    Ok(spec)
 }
 
 /// The image's environment, PATH if it has none, HOSTNAME, TERM with a
@@ -326,15 +328,16 @@ fn linux(r: &RunSpec, rootless: bool) -> Result<oci_spec::runtime::Linux> {
         })
         .collect::<Vec<_>>();
     let cap_names: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .seccomp(seccomp::default_profile(&cap_names))
-        .resources(resources(r)?);
-    if let Some(p) = &r.cgroups_path {
-        linux = linux.cgroups_path(PathBuf::from(p));
-    }
+    // Set in place, not through the builder: its build() copies every field,
+    // and the seccomp profile holds hundreds of names.
+    let mut linux = LinuxBuilder::default().build().map_err(cfgerr)?;
+    linux
+        .set_namespaces(Some(namespaces))
+        .set_masked_paths(Some(MASKED.iter().map(|s| s.to_string()).collect()))
+        .set_readonly_paths(Some(READONLY.iter().map(|s| s.to_string()).collect()))
+        .set_seccomp(Some(seccomp::default_profile(&cap_names)))
+        .set_resources(Some(resources(r)?))
+        .set_cgroups_path(r.cgroups_path.as_ref().map(PathBuf::from));
     if rootless {
         let map = |host: u32| {
             vec![
@@ -346,11 +349,11 @@ fn linux(r: &RunSpec, rootless: bool) -> Result<oci_spec::runtime::Linux> {
                     .expect("mapping is valid"),
             ]
         };
-        linux = linux
-            .uid_mappings(map(nix::unistd::geteuid().as_raw()))
-            .gid_mappings(map(nix::unistd::getegid().as_raw()));
+        linux
+            .set_uid_mappings(Some(map(nix::unistd::geteuid().as_raw())))
+            .set_gid_mappings(Some(map(nix::unistd::getegid().as_raw())));
     }
-    linux.build().map_err(cfgerr)
+    Ok(linux)
 }
 
 /// The overlay mount options for the root: the cached layers (top first), the
