@@ -74,8 +74,9 @@ pub fn run(l: &Launch<'_>, plan: &Plan, chan: &Channel) -> Result<Infallible> {
     let exe = find_executable(l.spec)?;
     chan.send(&Msg::Ready)?;
     chan.expect(Msg::Proceed)?;
-    if let Some(fifo) = fifo {
-        wait_for_start(&fifo)?;
+    // The fifo stays open until exec closes it: `start` waits for that.
+    if let Some(fifo) = &fifo {
+        wait_for_start(fifo)?;
     }
     let state = serde_json::json!({"ociVersion": "1.2.0", "id": l.id, "status": "running", "pid": std::process::id(), "bundle": l.bundle});
     hooks::run_inside(

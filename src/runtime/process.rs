@@ -147,12 +147,35 @@ pub fn spawn(
             }
         }
     })();
+    // poststart hooks run after the process is executed (runtime-spec): with
+    // some to run, wait until init's end of the channel closes at its exec.
+    let result = result.and_then(|()| match l.mode {
+        Mode::Run if has_poststart(l.spec) => wait_for_exec(&parent),
+        _ => Ok(()),
+    });
     if let Err(e) = result {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(e);
     }
     Ok(pid)
+}
+
+fn has_poststart(spec: &Spec) -> bool {
+    let hooks = spec.hooks().as_ref();
+    hooks
+        .and_then(|h| h.poststart().as_ref())
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// Waits until init has exec'd the process (its end of the channel, close-on-exec,
+/// closes), or reports its failure on the way there (a startContainer hook, exec).
+fn wait_for_exec(parent: &Channel) -> Result<()> {
+    match parent.recv()? {
+        None => Ok(()),
+        Some(Msg::Failed { code, message }) => Err(Error::Exec { code, message }),
+        Some(other) => Err(Error::Config(format!("unexpected {other:?} from init"))),
+    }
 }
 
 /// A fork-like clone into new namespaces: `None` in the child, its pid in

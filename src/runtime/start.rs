@@ -21,11 +21,28 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         other => other.ctx("open", &fifo)?,
     };
     nix::unistd::write(&fd, b"0").ctx("write", &fifo)?;
-    drop(fd);
     std::fs::remove_file(&fifo).ctx("remove", &fifo)?;
+    wait_for_exec(&fd);
+    drop(fd);
     c.record.status = Status::Running;
     c.save()?;
     poststart(&c, &c.config()?)
+}
+
+/// Waits until init has exec'd the process (or died): its end of the fifo is
+/// close-on-exec, and a fifo without readers polls as POLLERR for a writer.
+/// So `start` returns once the process runs, and poststart hooks follow it
+/// (runtime-spec) instead of racing init's startContainer hooks.
+fn wait_for_exec(fd: &std::os::fd::OwnedFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Runs the poststart hooks of `config` for a container whose process has just started.

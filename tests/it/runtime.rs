@@ -299,7 +299,16 @@ fn hooks_run_at_each_stage_with_state_on_stdin() {
     let dir = b.env.path("hooklog");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("log");
-    let hook = |stage: &str, path: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {stage} \"$s\" >> {path}")]});
+    // startContainer takes its time: poststart must still wait for the
+    // process to be executed, which comes after it.
+    let hook = |stage: &str, path: &str| {
+        let pause = if stage == "startContainer" {
+            "sleep 0.3; "
+        } else {
+            ""
+        };
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("{pause}read -r s; echo {stage} \"$s\" >> {path}")]})
+    };
     let host = log.display().to_string();
     // startContainer runs inside the container: it sees the log through a bind mount.
     b.config["mounts"].as_array_mut().unwrap().push(
@@ -311,21 +320,30 @@ fn hooks_run_at_each_stage_with_state_on_stdin() {
         "startContainer": [hook("startContainer", "/hooklog/log")],
         "poststart": [hook("poststart", &host)], "poststop": [hook("poststop", &host)],
     });
+    let in_order = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
     b.run_ok("h");
     let text = std::fs::read_to_string(&log).unwrap();
     let stages: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(
-        stages,
-        [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop"
-        ]
-    );
+    assert_eq!(stages, in_order, "kiln run");
     assert!(text.lines().all(|l| l.contains("\"id\":\"h\"")), "{text}");
+    // The same through create and start (a separate process from the init).
+    std::fs::remove_file(&log).unwrap();
+    b.save();
+    let bundle = b.dir.to_str().unwrap();
+    b.ok(&["create", "--bundle", bundle, "hc"]);
+    b.ok(&["start", "hc"]);
+    wait_for(|| b.status("hc") == "stopped");
+    b.ok(&["delete", "hc"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stages: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(stages, in_order, "kiln create, start");
     // A hook that hangs is killed at its timeout and fails the create.
     b.config["hooks"] =
         json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
