@@ -20,6 +20,12 @@ pub fn in_parent(spec: &oci_spec::runtime::Spec) -> bool {
         .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
 }
 
+/// The poststart hooks of `spec` (none when it has no hooks).
+pub fn poststart(spec: &oci_spec::runtime::Spec) -> &[Hook] {
+    let hooks = spec.hooks().as_ref();
+    hooks.and_then(|h| h.poststart().as_deref()).unwrap_or(&[])
+}
+
 /// Runs `hooks` in order for lifecycle stage `stage`.
 pub fn run(stage: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     let input = serde_json::to_vec(state).expect("state serializes");

@@ -150,7 +150,7 @@ pub fn spawn(
     // poststart hooks run after the process is executed (runtime-spec): with
     // some to run, wait until init's end of the channel closes at its exec.
     let result = result.and_then(|()| match l.mode {
-        Mode::Run if has_poststart(l.spec) => wait_for_exec(&parent),
+        Mode::Run if !super::hooks::poststart(l.spec).is_empty() => wait_for_exec(&parent),
         _ => Ok(()),
     });
     if let Err(e) = result {
@@ -159,13 +159,6 @@ pub fn spawn(
         return Err(e);
     }
     Ok(pid)
-}
-
-fn has_poststart(spec: &Spec) -> bool {
-    let hooks = spec.hooks().as_ref();
-    hooks
-        .and_then(|h| h.poststart().as_ref())
-        .is_some_and(|p| !p.is_empty())
 }
 
 /// Waits until init has exec'd the process (its end of the channel, close-on-exec,

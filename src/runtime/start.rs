@@ -47,16 +47,12 @@ fn wait_for_exec(fd: &std::os::fd::OwnedFd) {
 
 /// Runs the poststart hooks of `config` for a container whose process has just started.
 pub fn poststart(c: &Container, config: &oci_spec::runtime::Spec) -> Result<()> {
-    let poststart = config
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststart().clone())
-        .unwrap_or_default();
+    let poststart = hooks::poststart(config);
     if poststart.is_empty() {
         return Ok(());
     }
     // A failing poststart hook is reported, but the container keeps running (runtime-spec).
-    if let Err(e) = hooks::run("poststart", &poststart, &c.oci_state()) {
+    if let Err(e) = hooks::run("poststart", poststart, &c.oci_state()) {
         eprintln!("kiln: warning: {e}");
     }
     Ok(())
